@@ -1,0 +1,349 @@
+// Package containerd runs isol8 sandboxes on containerd (client v2) with an
+// OCI runtime such as runc, in containerd namespace "isol8". It connects to
+// a running containerd, or starts a private one when containerd is installed
+// but not running. It needs root and Linux.
+package containerd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
+	"github.com/containerd/containerd/api/types/runc/options"
+	apitask "github.com/containerd/containerd/api/types/task"
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+	"github.com/opencontainers/image-spec/identity"
+
+	"github.com/isol8/isol8/driver"
+)
+
+// Namespace is the containerd namespace isol8 uses for everything.
+const Namespace = "isol8"
+
+const (
+	snapshotter = "overlayfs"
+	runtimeName = "io.containerd.runc.v2"
+	fifoDir     = "/run/isol8/fifo"
+)
+
+// Driver implements driver.Driver on containerd.
+type Driver struct {
+	client        *client.Client
+	address       string
+	runtimeBinary string
+	log           *slog.Logger
+
+	mu     sync.Mutex
+	chains map[string]string // image name → chain id of its unpacked rootfs
+}
+
+var _ driver.Driver = (*Driver)(nil)
+
+// Client exposes the containerd client for image management.
+func (d *Driver) Client() *client.Client { return d.client }
+
+// Address is the socket the driver is connected to.
+func (d *Driver) Address() string { return d.address }
+
+// WithNamespace returns ctx scoped to isol8's containerd namespace.
+func WithNamespace(ctx context.Context) context.Context {
+	return namespaces.WithNamespace(ctx, Namespace)
+}
+
+// Create makes the container (on a fresh read-write snapshot of the image,
+// which the spec may mount read-only) and its task, without starting it.
+func (d *Driver) Create(ctx context.Context, req driver.CreateRequest) (_ driver.Sandbox, retErr error) {
+	ctx = WithNamespace(ctx)
+	chain, err := d.chainID(ctx, req.Image)
+	if err != nil {
+		return nil, err
+	}
+	// Until the container references the snapshot, only a lease keeps
+	// containerd's garbage collector from removing it.
+	ctx, releaseLease, err := d.client.WithLease(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("create sandbox %s: lease: %w", req.ID, err)
+	}
+	defer func() {
+		cleanup(ctx, d.log, "release lease", releaseLease)
+	}()
+	snapKey := req.ID
+	sn := d.client.SnapshotService(snapshotter)
+	if _, err := sn.Prepare(ctx, snapKey, chain); err != nil {
+		return nil, fmt.Errorf("prepare snapshot for %s: %w", req.ID, err)
+	}
+	defer func() {
+		if retErr != nil {
+			cleanup(ctx, d.log, "remove snapshot", func(ctx context.Context) error { return sn.Remove(ctx, snapKey) })
+		}
+	}()
+
+	spec := req.Spec
+	if spec.Root == nil || spec.Root.Path == "" {
+		return nil, fmt.Errorf("create %s: %w: spec has no root", req.ID, errdefs.ErrInvalidArgument)
+	}
+	if spec.Linux != nil && spec.Linux.CgroupsPath == "" {
+		spec.Linux.CgroupsPath = "/isol8/" + req.ID
+	}
+	ctr, err := d.client.NewContainer(ctx, req.ID,
+		client.WithImageName(req.Image),
+		client.WithSnapshotter(snapshotter),
+		client.WithSnapshot(snapKey),
+		client.WithRuntime(runtimeName, &options.Options{BinaryName: d.runtimeBinary}),
+		client.WithSpec(spec),
+		client.WithContainerLabels(req.Labels),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("create container %s: %w", req.ID, err)
+	}
+	defer func() {
+		if retErr != nil {
+			cleanup(ctx, d.log, "delete container", func(ctx context.Context) error { return ctr.Delete(ctx) })
+		}
+	}()
+
+	if err := os.MkdirAll(fifoDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create fifo dir: %w", err)
+	}
+	fifos, err := cio.NewFIFOSetInDir(fifoDir, req.ID, false)
+	if err != nil {
+		return nil, fmt.Errorf("create fifos for %s: %w", req.ID, err)
+	}
+	var dio *cio.DirectIO
+	task, err := ctr.NewTask(ctx, func(string) (cio.IO, error) {
+		// Opening the FIFOs blocks until the shim opens its ends, so it
+		// happens here, while the task is being created.
+		var err error
+		dio, err = cio.NewDirectIO(ctx, fifos)
+		return dio, err
+	})
+	if err != nil {
+		if dio != nil {
+			dio.Close()
+		}
+		_ = fifos.Close()
+		return nil, fmt.Errorf("create task %s: %w", req.ID, err)
+	}
+	return &sandbox{d: d, id: req.ID, ctr: ctr, task: task, io: dio}, nil
+}
+
+// chainID resolves (and caches) the snapshot parent of an image's rootfs.
+func (d *Driver) chainID(ctx context.Context, name string) (string, error) {
+	d.mu.Lock()
+	chain, ok := d.chains[name]
+	d.mu.Unlock()
+	if ok {
+		return chain, nil
+	}
+	img, err := d.client.GetImage(ctx, name)
+	if err != nil {
+		return "", fmt.Errorf("image %s: %w", name, err)
+	}
+	diffIDs, err := img.RootFS(ctx)
+	if err != nil {
+		return "", fmt.Errorf("image %s rootfs: %w", name, err)
+	}
+	unpacked, err := img.IsUnpacked(ctx, snapshotter)
+	if err != nil {
+		return "", fmt.Errorf("image %s: %w", name, err)
+	}
+	if !unpacked {
+		if err := img.Unpack(ctx, snapshotter); err != nil {
+			return "", fmt.Errorf("unpack image %s: %w", name, err)
+		}
+	}
+	chain = identity.ChainID(diffIDs).String()
+	d.mu.Lock()
+	d.chains[name] = chain
+	d.mu.Unlock()
+	return chain, nil
+}
+
+// ForgetImage drops cached knowledge of an image (after a rebuild).
+func (d *Driver) ForgetImage(name string) {
+	d.mu.Lock()
+	delete(d.chains, name)
+	d.mu.Unlock()
+}
+
+// ImageExists reports whether the image is present in the isol8 namespace.
+func (d *Driver) ImageExists(ctx context.Context, name string) (bool, error) {
+	_, err := d.client.ImageService().Get(WithNamespace(ctx), name)
+	if errdefs.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up image %s: %w", name, err)
+	}
+	return true, nil
+}
+
+// List returns the ids of containers carrying all labels.
+func (d *Driver) List(ctx context.Context, labels map[string]string) ([]string, error) {
+	infos, err := d.ListInfo(ctx, labels)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(infos))
+	for i, c := range infos {
+		ids[i] = c.ID
+	}
+	return ids, nil
+}
+
+// ContainerInfo describes one container for listings.
+type ContainerInfo struct {
+	ID      string
+	Image   string
+	Running bool
+	Created time.Time
+	Labels  map[string]string
+}
+
+// ListInfo returns containers carrying all labels, with their state.
+func (d *Driver) ListInfo(ctx context.Context, labels map[string]string) ([]ContainerInfo, error) {
+	ctx = WithNamespace(ctx)
+	var filters []string
+	for k, v := range labels {
+		filters = append(filters, fmt.Sprintf("labels.%q==%s", k, v))
+	}
+	var filter []string
+	if len(filters) > 0 {
+		joined := filters[0]
+		for _, f := range filters[1:] {
+			joined += "," + f
+		}
+		filter = []string{joined}
+	}
+	ctrs, err := d.client.ContainerService().List(ctx, filter...)
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	out := make([]ContainerInfo, 0, len(ctrs))
+	for _, c := range ctrs {
+		info := ContainerInfo{ID: c.ID, Image: c.Image, Created: c.CreatedAt, Labels: c.Labels}
+		if t, err := d.client.TaskService().Get(ctx, &tasksapi.GetRequest{ContainerID: c.ID}); err == nil && t.Process != nil {
+			info.Running = t.Process.Status == apitask.Status_RUNNING
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+// Remove kills and deletes a container, its task and snapshot. A missing
+// container is not an error.
+func (d *Driver) Remove(ctx context.Context, id string) error {
+	ctx = WithNamespace(ctx)
+	ctr, err := d.client.LoadContainer(ctx, id)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load container %s: %w", id, err)
+	}
+	return removeContainer(ctx, ctr)
+}
+
+func removeContainer(ctx context.Context, ctr client.Container) error {
+	task, err := ctr.Task(ctx, nil)
+	switch {
+	case err == nil:
+		if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("delete task %s: %w", ctr.ID(), err)
+		}
+	case !errdefs.IsNotFound(err):
+		return fmt.Errorf("load task %s: %w", ctr.ID(), err)
+	}
+	if err := ctr.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete container %s: %w", ctr.ID(), err)
+	}
+	// FIFOs of a container created by another process are ours to remove.
+	for _, suffix := range []string{"-stdin", "-stdout", "-stderr"} {
+		_ = os.Remove(filepath.Join(fifoDir, ctr.ID()+suffix))
+	}
+	return nil
+}
+
+// Close closes the client connection (a private containerd keeps running
+// for later invocations).
+func (d *Driver) Close() error { return d.client.Close() }
+
+// sandbox is one created container and task.
+type sandbox struct {
+	d    *Driver
+	id   string
+	ctr  client.Container
+	task client.Task
+	io   *cio.DirectIO
+}
+
+func (s *sandbox) ID() string { return s.id }
+
+func (s *sandbox) Start(ctx context.Context) (driver.Stdio, error) {
+	if err := s.task.Start(WithNamespace(ctx)); err != nil {
+		return driver.Stdio{}, fmt.Errorf("start task %s: %w", s.id, err)
+	}
+	return driver.Stdio{Stdin: s.io.Stdin, Stdout: s.io.Stdout, Stderr: s.io.Stderr}, nil
+}
+
+func (s *sandbox) Kill(ctx context.Context) error {
+	err := s.task.Kill(WithNamespace(ctx), syscall.SIGKILL, client.WithKillAll)
+	if err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("kill %s: %w", s.id, err)
+	}
+	return nil
+}
+
+func (s *sandbox) Wait(ctx context.Context) (<-chan driver.ExitStatus, error) {
+	ch, err := s.task.Wait(WithNamespace(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("wait %s: %w", s.id, err)
+	}
+	out := make(chan driver.ExitStatus, 1)
+	go func() {
+		st := <-ch
+		out <- driver.ExitStatus{Code: st.ExitCode(), Err: st.Error()}
+	}()
+	return out, nil
+}
+
+func (s *sandbox) Delete(ctx context.Context) error {
+	ctx = WithNamespace(ctx)
+	var errs []error
+	if _, err := s.task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		errs = append(errs, fmt.Errorf("delete task %s: %w", s.id, err))
+	}
+	if s.io != nil {
+		s.io.Cancel()
+		_ = s.io.Close()
+	}
+	if err := s.ctr.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		errs = append(errs, fmt.Errorf("delete container %s: %w", s.id, err))
+	}
+	return errors.Join(errs...)
+}
+
+// cleanup runs an undo step on a context detached from a possibly cancelled
+// caller, with its own deadline, and logs (never returns) its failure.
+func cleanup(ctx context.Context, log *slog.Logger, what string, f func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := f(ctx); err != nil && !errdefs.IsNotFound(err) {
+		log.Warn("cleanup failed", "step", what, "error", err)
+	}
+}
+
+// Labels returns the container's labels.
+func (s *sandbox) Labels(ctx context.Context) (map[string]string, error) {
+	return s.ctr.Labels(WithNamespace(ctx))
+}

@@ -1,0 +1,127 @@
+package runtimes
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/containerd/errdefs"
+)
+
+// packageRE is the package-name pattern of surface.md §9.3.
+var packageRE = regexp.MustCompile(`^[@a-zA-Z0-9_./\-=]+$`)
+
+// ValidatePackage checks one package name against ^[@a-zA-Z0-9_./\-=]+$.
+// [GO] A name starting with "-" is rejected too, so a "package" can never
+// be read as an option by pip, npm, bun, deno or apk. Failure is the
+// invalid-argument error
+// `Invalid package name: "<name>". Only alphanumeric, -, _, ., /, @, and = are allowed.`
+func ValidatePackage(name string) error {
+	if !packageRE.MatchString(name) || strings.HasPrefix(name, "-") {
+		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf(
+			"Invalid package name: %q. Only alphanumeric, -, _, ., /, @, and = are allowed.", name))
+	}
+	return nil
+}
+
+// ValidatePackages checks every name with ValidatePackage, returning the
+// first failure.
+func ValidatePackages(pkgs []string) error {
+	for _, p := range pkgs {
+		if err := ValidatePackage(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// NormalizePackages trims each name, drops empty ones, removes duplicates
+// and sorts the rest. It never returns nil.
+func NormalizePackages(pkgs []string) []string {
+	out := make([]string, 0, len(pkgs))
+	for _, p := range pkgs {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// InstallArgv returns the package-install command of surface.md §3.13 for
+// pkgs, which are normalised (NormalizePackages) and validated
+// (ValidatePackage) first; an empty list is an invalid-argument error. The
+// caller adds the `timeout -s KILL <s>` prefix, InstallEnv plus
+// PATH=SetupPath(), runs it in /sandbox, and as root only when
+// InstallAsRoot reports so.
+//
+//	python       pip install --user --no-cache-dir --break-system-packages --disable-pip-version-check --retries 0 --timeout 15 <pkgs...>
+//	node         npm install --prefix /sandbox <pkgs...>
+//	bun, agent   bun install -g --global-dir=/sandbox/.bun-global <pkgs...>
+//	deno         sh -c "deno cache '<p1>' && deno cache '<p2>' ..."
+//	bash         apk add --no-cache <pkgs...>
+func (r *Runtime) InstallArgv(pkgs []string) ([]string, error) {
+	pkgs = NormalizePackages(pkgs)
+	if len(pkgs) == 0 {
+		return nil, errdefs.ErrInvalidArgument.WithMessage("No packages to install")
+	}
+	if err := ValidatePackages(pkgs); err != nil {
+		return nil, err
+	}
+	var argv []string
+	switch r.Name {
+	case Python:
+		argv = []string{"pip", "install", "--user", "--no-cache-dir", "--break-system-packages",
+			"--disable-pip-version-check", "--retries", "0", "--timeout", "15"}
+	case Node:
+		argv = []string{"npm", "install", "--prefix", SandboxDir}
+	case Bun, Agent:
+		argv = []string{"bun", "install", "-g", "--global-dir=/sandbox/.bun-global"}
+	case Deno:
+		steps := make([]string, len(pkgs))
+		for i, p := range pkgs {
+			steps[i] = "deno cache " + ShellQuote(p)
+		}
+		return []string{"sh", "-c", strings.Join(steps, " && ")}, nil
+	case Bash:
+		argv = []string{"apk", "add", "--no-cache"}
+	default:
+		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("Unknown runtime: %s", r.Name))
+	}
+	return append(argv, pkgs...), nil
+}
+
+// InstallEnv returns the extra environment of a package install for this
+// runtime (surface.md §3.13), without PATH.
+func (r *Runtime) InstallEnv() []string {
+	switch r.Name {
+	case Python:
+		return []string{"PYTHONUSERBASE=/sandbox/.local"}
+	case Node:
+		return []string{
+			"NPM_CONFIG_PREFIX=/sandbox/.npm-global",
+			"NPM_CONFIG_CACHE=/sandbox/.npm-cache",
+			"npm_config_cache=/sandbox/.npm-cache",
+			"NPM_CONFIG_FETCH_RETRIES=0",
+			"npm_config_fetch_retries=0",
+			"NPM_CONFIG_FETCH_RETRY_MINTIMEOUT=1000",
+			"npm_config_fetch_retry_mintimeout=1000",
+			"NPM_CONFIG_FETCH_RETRY_MAXTIMEOUT=2000",
+			"npm_config_fetch_retry_maxtimeout=2000",
+		}
+	case Bun, Agent:
+		return []string{
+			"BUN_INSTALL_GLOBAL_DIR=/sandbox/.bun-global",
+			"BUN_INSTALL_CACHE_DIR=/sandbox/.bun-cache",
+			"BUN_INSTALL_BIN=/sandbox/.bun-global/bin",
+		}
+	case Deno:
+		return []string{"DENO_DIR=/sandbox/.deno"}
+	}
+	return nil
+}
+
+// InstallAsRoot reports whether installs run as root (bash's system package
+// manager) rather than as the sandbox user.
+func (r *Runtime) InstallAsRoot() bool { return r.Name == Bash }
