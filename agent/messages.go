@@ -16,6 +16,11 @@ const (
 	SandboxGID = 101
 )
 
+// AgentThreads is how many OS threads the agent creates at start. The
+// engine adds it to the sandbox's pids limit so user code can use its whole
+// limit without starving the agent.
+const AgentThreads = 12
+
 // Ready is the agent's first message.
 type Ready struct {
 	Version int `json:"version"`

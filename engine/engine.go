@@ -1,79 +1,273 @@
 // Package engine orchestrates sandboxes: it validates requests, resolves
 // runtimes and images, writes the runtime spec, drives a sandbox's init agent
 // and turns what the agent reports into results and events (timeouts, output
-// caps, secret masking). It owns no container backend itself: drivers do.
+// caps, secret masking). Container backends live behind package driver.
 package engine
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/isol8/isol8/config"
+	ctrd "github.com/isol8/isol8/driver/containerd"
+	"github.com/isol8/isol8/internal/initbin"
+	"github.com/isol8/isol8/seccomp"
 )
 
-// ErrNotImplemented is returned by parts of the engine still being built.
-var ErrNotImplemented = errors.New("not implemented")
-
-// Engine runs executions.
+// Engine runs executions. It is safe for concurrent use.
 type Engine struct {
-	opts Options
+	opts   Options
+	log    *slog.Logger
+	sem    chan struct{}
+	limits limits
+
+	startOnce sync.Once
+	startErr  error
+	drv       *ctrd.Driver
+	initPath  string
+	profile   *specs.LinuxSeccomp
+
+	pool *pool
+
+	// Persistent mode: one sandbox for the engine's life, one runtime.
+	pmu        sync.Mutex
+	persistent *sandbox
+	pruntime   string
+
+	mu      sync.Mutex
+	stopped bool
+	live    map[string]*sandbox // every sandbox not yet destroyed
+	imageMu sync.Mutex          // serialises on-demand image builds
 }
 
-// New validates opts and returns an engine. It does not connect to the
-// backend yet: Start (or the first execution) does.
-func New(opts Options) (*Engine, error) { return &Engine{opts: opts}, nil }
-
-// Start connects to the backend.
-func (e *Engine) Start(ctx context.Context) error { return ErrNotImplemented }
-
-// Stop removes every sandbox the engine holds and closes the backend.
-func (e *Engine) Stop(ctx context.Context) error { return nil }
-
-// Execute runs one request to completion.
-func (e *Engine) Execute(ctx context.Context, req Request) (*Result, error) {
-	return nil, ErrNotImplemented
+// limits are the parsed per-sandbox resource limits.
+type limits struct {
+	memory, sandboxSize, tmpSize int64
 }
 
-// ExecuteStream runs one request and delivers its events on the returned
-// channel, which is closed after the final exit or error event. Cancelling
-// ctx kills the program and releases the sandbox.
-func (e *Engine) ExecuteStream(ctx context.Context, req Request) (<-chan Event, error) {
-	return nil, ErrNotImplemented
+// Defaults applied to zero Options fields (surface.md §3.1).
+const (
+	DefaultTimeoutMs     = 30000
+	DefaultMemoryLimit   = "512m"
+	DefaultCPULimit      = 1.0
+	DefaultPidsLimit     = 64
+	DefaultMaxOutputSize = 1 << 20
+	DefaultSandboxSize   = "512m"
+	DefaultTmpSize       = "256m"
+	DefaultMaxConcurrent = 10
+)
+
+// New validates opts, fills in defaults and returns an engine. It does not
+// touch the backend yet: Start (or the first execution) connects.
+func New(opts Options) (*Engine, error) {
+	if err := normalize(&opts); err != nil {
+		return nil, err
+	}
+	var l limits
+	var err error
+	if l.memory, err = config.ParseMemoryLimit(opts.MemoryLimit); err != nil {
+		return nil, invalid(err)
+	}
+	if l.sandboxSize, err = config.ParseMemoryLimit(opts.SandboxSize); err != nil {
+		return nil, invalid(err)
+	}
+	if l.tmpSize, err = config.ParseMemoryLimit(opts.TmpSize); err != nil {
+		return nil, invalid(err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{
+		opts:   opts,
+		log:    log,
+		sem:    make(chan struct{}, opts.MaxConcurrent),
+		limits: l,
+		live:   map[string]*sandbox{},
+	}
+	e.pool = newPool(e, opts.PoolStrategy, *opts.PoolSize)
+	return e, nil
 }
 
-// SetupOptions control image setup.
-type SetupOptions struct {
-	Force    bool
-	Runtimes []string // empty: all
+func normalize(o *Options) error {
+	if o.Mode == "" {
+		o.Mode = ModeEphemeral
+	}
+	if o.Mode != ModeEphemeral && o.Mode != ModePersistent {
+		return invalidf("Unknown mode: %q. Expected ephemeral or persistent", o.Mode)
+	}
+	if o.Network == "" {
+		o.Network = NetworkNone
+	}
+	switch o.Network {
+	case NetworkNone, NetworkHost:
+	case NetworkFiltered:
+		return invalidf("network mode %q is not available yet in this build", o.Network)
+	default:
+		return invalidf("Unknown network mode: %q. Expected none, host or filtered", o.Network)
+	}
+	if o.CPULimit == 0 {
+		o.CPULimit = DefaultCPULimit
+	}
+	if o.CPULimit < 0 {
+		return invalidf("Invalid CPU limit: %v. Must be greater than 0", o.CPULimit)
+	}
+	if o.MemoryLimit == "" {
+		o.MemoryLimit = DefaultMemoryLimit
+	}
+	if o.SandboxSize == "" {
+		o.SandboxSize = DefaultSandboxSize
+	}
+	if o.TmpSize == "" {
+		o.TmpSize = DefaultTmpSize
+	}
+	if o.PidsLimit == 0 {
+		o.PidsLimit = DefaultPidsLimit
+	}
+	if o.PidsLimit < 0 {
+		return invalidf("Invalid pids limit: %d. Must be at least 1", o.PidsLimit)
+	}
+	if o.MaxOutputSize == 0 {
+		o.MaxOutputSize = DefaultMaxOutputSize
+	}
+	if o.MaxOutputSize < 0 {
+		return invalidf("Invalid max output size: %d. Must be at least 1", o.MaxOutputSize)
+	}
+	if o.TimeoutMs == 0 {
+		o.TimeoutMs = DefaultTimeoutMs
+	}
+	if o.TimeoutMs < 0 {
+		return invalidf("Invalid timeout: %d ms. Must be greater than 0", o.TimeoutMs)
+	}
+	if o.MaxConcurrent == 0 {
+		o.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if o.MaxConcurrent < 1 {
+		return invalidf("Semaphore max must be >= 1")
+	}
+	if o.PoolStrategy == "" {
+		o.PoolStrategy = PoolFast
+	}
+	if o.PoolStrategy != PoolFast && o.PoolStrategy != PoolSecure {
+		return invalidf("Unknown pool strategy: %q. Expected fast or secure", o.PoolStrategy)
+	}
+	if o.PoolSize == nil {
+		o.PoolSize = &PoolSize{Clean: 1, Dirty: 1}
+	}
+	if o.PoolSize.Clean < 0 || o.PoolSize.Dirty < 0 {
+		return invalidf("Invalid pool size: clean and dirty must not be negative")
+	}
+	if o.Security == nil {
+		o.Security = &Security{}
+	}
+	if o.Security.Seccomp == "" {
+		o.Security.Seccomp = SeccompStrict
+	}
+	for k := range o.Secrets {
+		if err := validEnvName(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// SetupImages builds (or confirms up to date) the runtime images.
-func (e *Engine) SetupImages(ctx context.Context, o SetupOptions) error { return ErrNotImplemented }
-
-// CleanupOptions control Cleanup.
-type CleanupOptions struct {
-	Images bool
-	// DryRun only lists what would be removed.
-	DryRun bool
+// Start connects to the backend, locates isol8-init and loads the seccomp
+// profile. It is safe to call more than once; executions call it lazily.
+func (e *Engine) Start(ctx context.Context) error {
+	e.startOnce.Do(func() { e.startErr = e.start(ctx) })
+	return e.startErr
 }
 
-// CleanupReport lists what Cleanup found and removed.
-type CleanupReport struct {
-	Containers    []ContainerInfo
-	Images        []string
-	Removed       int
-	Failed        []string
-	ImagesRemoved int
+func (e *Engine) start(ctx context.Context) error {
+	profile, err := seccomp.Profile(e.opts.Security.Seccomp, e.opts.Security.CustomProfilePath)
+	if err != nil {
+		return invalid(err)
+	}
+	e.profile = profile
+	e.initPath = e.opts.InitPath
+	if e.initPath == "" {
+		if e.initPath, err = initbin.Path(""); err != nil {
+			return err
+		}
+	}
+	drv, err := ctrd.New(ctx, ctrd.Config{
+		Address:       e.opts.Containerd.Address,
+		RuntimeBinary: e.opts.Containerd.RuntimeBinary,
+		NoAutoStart:   e.opts.Containerd.NoAutoStart,
+		Logger:        e.log,
+	})
+	if err != nil {
+		return err
+	}
+	e.drv = drv
+	return nil
 }
 
-// ContainerInfo describes one isol8 container.
-type ContainerInfo struct {
-	ID      string
-	Image   string
-	Running bool
-	Created string
+// Stop removes every sandbox the engine still holds (except those kept with
+// Persist) and closes the backend connection. It is idempotent.
+func (e *Engine) Stop(ctx context.Context) error {
+	e.mu.Lock()
+	if e.stopped {
+		e.mu.Unlock()
+		return nil
+	}
+	e.stopped = true
+	e.mu.Unlock()
+	e.pool.drain(ctx)
+	e.pmu.Lock()
+	e.persistent = nil
+	e.pmu.Unlock()
+	e.mu.Lock()
+	live := e.live
+	e.live = map[string]*sandbox{}
+	e.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, sb := range live {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.destroy(ctx, sb)
+		}()
+	}
+	wg.Wait()
+	if e.drv != nil {
+		return e.drv.Close()
+	}
+	return nil
 }
 
-// Cleanup lists, and unless DryRun removes, every isol8-labelled container
-// (and image with Images).
-func (e *Engine) Cleanup(ctx context.Context, o CleanupOptions) (*CleanupReport, error) {
-	return nil, ErrNotImplemented
+// acquire takes a slot of the maxConcurrent semaphore (FIFO by Go's channel
+// fairness is not guaranteed, but waiting is bounded by ctx).
+func (e *Engine) acquire(ctx context.Context) error {
+	select {
+	case e.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (e *Engine) release() { <-e.sem }
+
+// errStopped is returned for work asked of a stopped engine.
+var errStopped = errdefs.ErrUnavailable.WithMessage("engine is stopped")
+
+func (e *Engine) writableRoot() bool {
+	return e.opts.ReadonlyRootFs != nil && !*e.opts.ReadonlyRootFs
+}
+
+func invalid(err error) error {
+	if errdefs.IsInvalidArgument(err) {
+		return err
+	}
+	return fmt.Errorf("%w", errdefs.ErrInvalidArgument.WithMessage(err.Error()))
+}
+
+func invalidf(format string, args ...any) error {
+	return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf(format, args...))
 }

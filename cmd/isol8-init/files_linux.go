@@ -264,6 +264,13 @@ func (a *agentState) doReset() error {
 			return err
 		}
 	}
+	// Shared memory and message queues are writable by user code too and
+	// would otherwise carry state into the next execution.
+	for _, dir := range []string{"/dev/shm", "/dev/mqueue"} {
+		if err := emptyDir(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
 	// User code owns /sandbox and may have changed its mode.
 	if err := os.Chown(agent.SandboxDir, agent.SandboxUID, agent.SandboxGID); err != nil {
 		return err
@@ -274,8 +281,11 @@ func (a *agentState) doReset() error {
 	if err := os.Chmod(agent.TmpDir, 0o777|fs.ModeSticky); err != nil {
 		return err
 	}
-	for _, dir := range []string{agent.SandboxDir, agent.TmpDir} {
+	for _, dir := range []string{agent.SandboxDir, agent.TmpDir, "/dev/shm"} {
 		ents, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
 		if err != nil {
 			return err
 		}

@@ -16,6 +16,7 @@ import (
 	"log"
 	"os"
 	"sync"
+	"syscall"
 
 	"github.com/isol8/isol8/agent"
 )
@@ -58,6 +59,11 @@ func newAgent(r io.Reader, w io.Writer) *agentState {
 }
 
 func (a *agentState) run() error {
+	// User code may exhaust the pids limit, and the Go runtime aborts when it
+	// cannot create a thread. Make the threads the agent will ever need now,
+	// while pids are free; the runtime keeps idle threads for reuse. The
+	// engine reserves AgentThreads pids on top of the user's limit.
+	prestartThreads(agent.AgentThreads)
 	go a.reaper.loop()
 	if err := a.out.WriteJSON(agent.TypeReady, 0, agent.Ready{Version: agent.ProtocolVersion, PID: os.Getpid()}); err != nil {
 		return err
@@ -122,6 +128,21 @@ func (a *agentState) dispatch(f agent.Frame) {
 	default:
 		a.fail(f.ID, "invalid", fmt.Errorf("unknown frame type %s", f.Type))
 	}
+}
+
+// prestartThreads forces the runtime to create n OS threads by blocking n
+// goroutines in a system call at the same time.
+func prestartThreads(n int) {
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ts := syscall.Timespec{Nsec: 20e6}
+			_ = syscall.Nanosleep(&ts, nil)
+		}()
+	}
+	wg.Wait()
 }
 
 // fail answers request id with an error frame.

@@ -1,0 +1,111 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/isol8/isol8/driver"
+	"github.com/isol8/isol8/image"
+)
+
+// SetupOptions control image setup.
+type SetupOptions struct {
+	Force    bool
+	Runtimes []string // empty: all
+}
+
+// SetupImages builds the runtime images, or confirms they are up to date.
+// Progress goes to Options.Progress.
+func (e *Engine) SetupImages(ctx context.Context, o SetupOptions) error {
+	if err := e.Start(ctx); err != nil {
+		return err
+	}
+	e.imageMu.Lock()
+	defer e.imageMu.Unlock()
+	_, err := image.Setup(withNS(ctx), e.drv.Client(), image.Options{
+		Force:    o.Force,
+		Runtimes: o.Runtimes,
+		Progress: e.opts.Progress,
+		Logger:   e.log,
+	})
+	for _, rt := range image.Runtimes {
+		e.drv.ForgetImage(image.Name(rt))
+	}
+	return err
+}
+
+// CleanupOptions control Cleanup.
+type CleanupOptions struct {
+	Images bool
+	// DryRun only lists what would be removed.
+	DryRun bool
+}
+
+// CleanupReport lists what Cleanup found and removed.
+type CleanupReport struct {
+	Containers    []ContainerInfo
+	Images        []string
+	Removed       int
+	Failed        []string // "<id12>: <message>"
+	ImagesRemoved int
+	ImagesFailed  []string
+}
+
+// ContainerInfo describes one isol8 container.
+type ContainerInfo struct {
+	ID      string
+	Image   string
+	Running bool
+	Created time.Time
+}
+
+// Cleanup lists, and unless DryRun removes, every container labelled
+// isol8.managed=true (and with Images every isol8-managed image). It never
+// touches anything without isol8's label.
+func (e *Engine) Cleanup(ctx context.Context, o CleanupOptions) (*CleanupReport, error) {
+	if err := e.Start(ctx); err != nil {
+		return nil, err
+	}
+	infos, err := e.drv.ListInfo(ctx, map[string]string{driver.LabelManaged: "true"})
+	if err != nil {
+		return nil, err
+	}
+	rep := &CleanupReport{}
+	for _, c := range infos {
+		rep.Containers = append(rep.Containers, ContainerInfo{ID: c.ID, Image: c.Image, Running: c.Running, Created: c.Created})
+	}
+	sort.Slice(rep.Containers, func(i, j int) bool { return rep.Containers[i].Created.Before(rep.Containers[j].Created) })
+	if o.Images {
+		if rep.Images, err = image.List(withNS(ctx), e.drv.Client()); err != nil {
+			return nil, err
+		}
+	}
+	if o.DryRun {
+		return rep, nil
+	}
+	for _, c := range rep.Containers {
+		if err := e.drv.Remove(ctx, c.ID); err != nil {
+			rep.Failed = append(rep.Failed, fmt.Sprintf("%s: %v", short(c.ID), err))
+			continue
+		}
+		rep.Removed++
+	}
+	for _, name := range rep.Images {
+		if err := image.Remove(withNS(ctx), e.drv.Client(), name); err != nil {
+			rep.ImagesFailed = append(rep.ImagesFailed, fmt.Sprintf("%s: %v", name, err))
+			continue
+		}
+		e.drv.ForgetImage(name)
+		rep.ImagesRemoved++
+	}
+	return rep, nil
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

@@ -1,0 +1,246 @@
+package engine
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/google/uuid"
+
+	"github.com/isol8/isol8/agent"
+	"github.com/isol8/isol8/image"
+)
+
+// sink receives what an execution produces. Buffered executions collect it;
+// streamed ones turn it into events.
+type sink interface {
+	output(phase string, stream agent.Type, data []byte)
+	// setupFailed reports a setup or install step that failed; the
+	// execution ends there.
+	setupFailed(kind string, exit agent.Exit, stderr string)
+}
+
+// Execute runs one request to completion and returns its result.
+func (e *Engine) Execute(ctx context.Context, req Request) (*Result, error) {
+	col := newBufferedSink(e.opts.Secrets)
+	res, err := e.execute(ctx, req, col)
+	if err != nil {
+		return nil, err
+	}
+	if res == nil {
+		return nil, col.err // a setup or install step failed
+	}
+	col.fill(res, e.opts.MaxOutputSize)
+	return res, nil
+}
+
+// ExecuteStream runs one request and delivers its events on the returned
+// channel, closed after the final exit (or error) event. Validation errors
+// are returned before any event. Cancelling ctx kills the program and
+// releases the sandbox; the consumer must drain the channel or cancel ctx.
+func (e *Engine) ExecuteStream(ctx context.Context, req Request) (<-chan Event, error) {
+	if _, err := e.plan(req); err != nil {
+		return nil, err
+	}
+	ch := make(chan Event, 64)
+	s := newStreamSink(ctx, ch, e.opts.Secrets)
+	go func() {
+		defer close(ch)
+		res, err := e.execute(ctx, req, s)
+		s.flush()
+		switch {
+		case err != nil:
+			s.send(Event{Type: EventError, Data: err.Error(), Phase: PhaseCode})
+			s.send(Event{Type: EventExit, Data: "1", Phase: PhaseCode})
+		case res == nil:
+			// setupFailed already sent error and exit events.
+		default:
+			if res.TimedOut {
+				s.send(Event{Type: EventError, Data: "EXECUTION TIMED OUT", Phase: PhaseCode})
+			}
+			s.send(Event{Type: EventExit, Data: strconv.Itoa(res.ExitCode), Phase: PhaseCode})
+		}
+	}()
+	return ch, nil
+}
+
+// errSetupFailed ends an execution whose setup or install step failed after
+// the sink was told.
+var errSetupFailed = errors.New("setup failed")
+
+// execute is the shared path of Execute and ExecuteStream. It returns a nil
+// result without error when a setup step failed and the sink reported it.
+func (e *Engine) execute(ctx context.Context, req Request, s sink) (*Result, error) {
+	p, err := e.plan(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.Start(ctx); err != nil {
+		return nil, err
+	}
+	if err := e.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer e.release()
+	if e.opts.Mode == ModePersistent {
+		return e.executePersistent(ctx, p, s)
+	}
+	if err := e.ensureImage(ctx, p.image, p.rt.Name); err != nil {
+		return nil, err
+	}
+	sb, err := e.pool.acquire(ctx, p.image, p.rt.Name)
+	if err != nil {
+		return nil, err
+	}
+	res, err := e.run(ctx, sb, p, s)
+	if errors.Is(err, errAgentGone) {
+		sb.broken = true
+	}
+	if e.opts.Persist && !sb.broken {
+		e.untrack(sb) // left running on purpose; `isol8 cleanup` removes it
+	} else {
+		e.pool.release(sb)
+	}
+	if errors.Is(err, errSetupFailed) {
+		return nil, nil
+	}
+	return res, err
+}
+
+// run executes a plan in a started sandbox: files, installs, setup script,
+// then the program.
+func (e *Engine) run(ctx context.Context, sb *sandbox, p *plan, s sink) (*Result, error) {
+	var inline []agent.File
+	var inlineSize int
+	for _, f := range p.files {
+		if len(f.Data) > inlineFileLimit || inlineSize+len(f.Data) > inlineFileLimit {
+			if err := sb.conn.putFile(ctx, f.Path, f.Data, f.Mode); err != nil {
+				return nil, fmt.Errorf("Failed to write file %s in container: %w", f.Path, err)
+			}
+			continue
+		}
+		inline = append(inline, f)
+		inlineSize += len(f.Data)
+	}
+	if len(p.install) > 0 {
+		argv, err := p.rt.InstallArgv(p.install)
+		if err != nil {
+			return nil, invalid(err)
+		}
+		env := append(append([]string(nil), p.setupEnv...), p.rt.InstallEnv()...)
+		ex := agent.Exec{Argv: argv, Env: env, Dir: agent.SandboxDir, Root: p.rt.InstallAsRoot(),
+			TimeoutMs: p.timeout.Milliseconds(), MaxOutput: e.opts.MaxOutputSize, Files: inline}
+		inline = nil
+		var stderr strings.Builder
+		exit, err := sb.conn.exec(ctx, ex, nil, hostDeadline(p.timeout), func(t agent.Type, b []byte) {
+			if t == agent.TypeStderr {
+				stderr.Write(b)
+			}
+			e.log.Debug("install output", "sandbox", sb.id, "stream", t.String(), "bytes", len(b))
+		})
+		if err != nil {
+			return nil, fmt.Errorf("package install: %w", err)
+		}
+		if exit.ExitCode != 0 {
+			s.setupFailed("install", exit, strings.TrimSpace(stderr.String()))
+			return nil, errSetupFailed
+		}
+	}
+	if strings.TrimSpace(p.setup) != "" {
+		files := append(inline, agent.File{Path: agent.SandboxDir + "/.isol8-setup.sh", Data: []byte(p.setup), Mode: 0o755})
+		inline = nil
+		ex := agent.Exec{Argv: []string{"bash", agent.SandboxDir + "/.isol8-setup.sh"}, Env: p.setupEnv,
+			Dir: agent.SandboxDir, TimeoutMs: p.timeout.Milliseconds(), MaxOutput: e.opts.MaxOutputSize, Files: files}
+		var stderr strings.Builder
+		exit, err := sb.conn.exec(ctx, ex, nil, hostDeadline(p.timeout), func(t agent.Type, b []byte) {
+			if t == agent.TypeStderr {
+				stderr.Write(b)
+			}
+			s.output(PhaseSetup, t, b)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("setup script: %w", err)
+		}
+		if exit.ExitCode != 0 || exit.TimedOut {
+			s.setupFailed("setup", exit, strings.TrimSpace(stderr.String()))
+			return nil, errSetupFailed
+		}
+	}
+
+	ex := agent.Exec{Argv: p.argv, Env: p.env, Dir: p.dir, TimeoutMs: p.timeout.Milliseconds(),
+		MaxOutput: e.opts.MaxOutputSize, Files: inline}
+	start := time.Now()
+	exit, err := sb.conn.exec(ctx, ex, p.stdin, hostDeadline(p.timeout), func(t agent.Type, b []byte) {
+		s.output(PhaseCode, t, b)
+	})
+	if err != nil {
+		if errdefs.IsInvalidArgument(err) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("execute: %w", err)
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	res := &Result{
+		ExitCode:    exit.ExitCode,
+		DurationMs:  max(exit.DurationMs, 1),
+		ExecutionID: uuid.NewString(),
+		Runtime:     p.rt.Name,
+		Timestamp:   time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
+		ContainerID: sb.id,
+		OOMKilled:   exit.OOMKilled,
+		TimedOut:    exit.TimedOut,
+		ResourceUsage: &ResourceUsage{
+			CPUTimeMs:    exit.UserCPUMs + exit.SystemCPUMs,
+			PeakMemoryMB: float64(exit.MaxRSSKB) / 1024,
+			MemoryMB:     float64(exit.MaxRSSKB) / 1024,
+		},
+	}
+	if d := time.Since(start).Milliseconds(); d > 0 && exit.DurationMs > 0 {
+		res.ResourceUsage.CPUPercent = float64(int64(float64(exit.UserCPUMs+exit.SystemCPUMs)/float64(exit.DurationMs)*10000)) / 100
+	}
+	if exit.TimedOut {
+		res.ExitCode = 137
+	}
+	if bs, ok := s.(*bufferedSink); ok {
+		bs.exit = exit
+	}
+	if len(p.outputs) > 0 {
+		res.Files = map[string]string{}
+		for _, op := range p.outputs {
+			data, err := sb.conn.getFile(ctx, op, maxOutputFile)
+			if err != nil {
+				continue // missing or unreadable files are omitted (surface.md §3.14)
+			}
+			res.Files[op] = base64.StdEncoding.EncodeToString(data)
+		}
+	}
+	return res, nil
+}
+
+// ensureImage builds a missing runtime image on demand (surface.md §3.17).
+func (e *Engine) ensureImage(ctx context.Context, name, runtime string) error {
+	ok, err := e.drv.ImageExists(ctx, name)
+	if err != nil {
+		return err
+	}
+	if ok {
+		return nil
+	}
+	if e.opts.Image != "" || name != image.Name(runtime) {
+		return fmt.Errorf("image %s not found: %w", name, errdefs.ErrNotFound)
+	}
+	e.imageMu.Lock()
+	defer e.imageMu.Unlock()
+	if err := image.Ensure(withNS(ctx), e.drv.Client(), runtime, image.Options{Progress: e.opts.Progress, Logger: e.log}); err != nil {
+		return fmt.Errorf("build image %s: %w", name, err)
+	}
+	e.drv.ForgetImage(name)
+	return nil
+}

@@ -1,0 +1,149 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/isol8/isol8/agent"
+	"github.com/isol8/isol8/runtimes"
+)
+
+// errNoContainer is the error of file operations before a persistent
+// sandbox exists (surface.md §3.5).
+var errNoContainer = errdefs.ErrFailedPrecondition.WithMessage("No active container. Call execute() first in persistent mode.")
+
+// executePersistent runs p in the engine's one sandbox, creating it on the
+// first call. Executions on it are serialised.
+func (e *Engine) executePersistent(ctx context.Context, p *plan, s sink) (*Result, error) {
+	e.pmu.Lock()
+	defer e.pmu.Unlock()
+	if e.persistent != nil && e.pruntime != p.rt.Name {
+		return nil, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf(
+			"Cannot switch runtime from %q to %q. Each persistent container supports a single runtime. Create a new Isol8 instance for a different runtime.",
+			e.pruntime, p.rt.Name))
+	}
+	if e.persistent == nil {
+		e.mu.Lock()
+		stopped := e.stopped
+		e.mu.Unlock()
+		if stopped {
+			return nil, errStopped
+		}
+		if err := e.ensureImage(ctx, p.image, p.rt.Name); err != nil {
+			return nil, err
+		}
+		sb, err := e.newSandbox(ctx, p.image, p.rt.Name)
+		if err != nil {
+			return nil, err
+		}
+		e.persistent, e.pruntime = sb, p.rt.Name
+	}
+	sb := e.persistent
+	res, err := e.run(ctx, sb, p, s)
+	if errors.Is(err, errAgentGone) {
+		// The sandbox is unusable; the next execution starts a new one.
+		e.persistent = nil
+		e.destroy(ctx, sb)
+	}
+	if errors.Is(err, errSetupFailed) {
+		return nil, nil
+	}
+	return res, err
+}
+
+// persistentConn returns the persistent sandbox's agent connection.
+func (e *Engine) persistentSandbox() (*sandbox, error) {
+	if e.opts.Mode != ModePersistent || e.persistent == nil {
+		return nil, errNoContainer
+	}
+	return e.persistent, nil
+}
+
+// PutFile writes data to path in the persistent sandbox as the sandbox user.
+// Paths are confined to /sandbox: "..", absolute paths elsewhere and
+// symlinks leading out are refused.
+func (e *Engine) PutFile(ctx context.Context, path string, data []byte) error {
+	clean, err := confinedPath(path)
+	if err != nil {
+		return err
+	}
+	if len(data) > MaxFilesBytes {
+		return invalidf("file exceeds the limit of %d bytes", MaxFilesBytes)
+	}
+	e.pmu.Lock()
+	defer e.pmu.Unlock()
+	sb, err := e.persistentSandbox()
+	if err != nil {
+		return err
+	}
+	if err := sb.conn.putFile(ctx, clean, data, 0o644); err != nil {
+		return fmt.Errorf("Failed to write file %s in container: %w", path, err)
+	}
+	return nil
+}
+
+// GetFile reads a regular file from the persistent sandbox, with the same
+// confinement as PutFile.
+func (e *Engine) GetFile(ctx context.Context, path string) ([]byte, error) {
+	clean, err := confinedPath(path)
+	if err != nil {
+		return nil, err
+	}
+	e.pmu.Lock()
+	defer e.pmu.Unlock()
+	sb, err := e.persistentSandbox()
+	if err != nil {
+		return nil, err
+	}
+	data, err := sb.conn.getFile(ctx, clean, maxOutputFile)
+	if err != nil {
+		return nil, fmt.Errorf("Failed to read file %s in container: %w", path, err)
+	}
+	return data, nil
+}
+
+// confinedPath accepts only paths inside /sandbox.
+func confinedPath(p string) (string, error) {
+	clean, err := sandboxPath(p)
+	if err != nil {
+		return "", err
+	}
+	if clean == agent.SandboxDir || len(clean) <= len(agent.SandboxDir)+1 || clean[:len(agent.SandboxDir)+1] != agent.SandboxDir+"/" {
+		return "", invalidf("File path must be inside /sandbox: %q", p)
+	}
+	return clean, nil
+}
+
+// Prewarm fills the pool of each runtime's image to its clean size, building
+// missing base images first. It does nothing in persistent mode or when
+// pooling is disabled.
+func (e *Engine) Prewarm(ctx context.Context, runtimeNames ...string) error {
+	if err := e.Start(ctx); err != nil {
+		return err
+	}
+	if e.opts.Mode == ModePersistent || !e.pool.enabled() {
+		return nil
+	}
+	var errs []error
+	for _, name := range runtimeNames {
+		rt, err := runtimes.Get(name)
+		if err != nil {
+			return invalid(err)
+		}
+		img := rt.Image
+		if e.opts.Image != "" {
+			img = e.opts.Image
+		}
+		if err := e.ensureImage(ctx, img, rt.Name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := e.pool.warm(ctx, img, rt.Name); err != nil {
+			errs = append(errs, fmt.Errorf("prewarm %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,27 @@
+//go:build !linux
+
+package image
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/containerd/errdefs"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+var errNotLinux = fmt.Errorf("building isol8 images needs Linux: %w", errdefs.ErrNotImplemented)
+
+func buildBaseRootfs(context.Context, baseBuild) error { return errNotLinux }
+
+func buildAptLayer(context.Context, aptBuild, func(func(io.Writer) error) (ocispec.Descriptor, error)) (ocispec.Descriptor, error) {
+	return ocispec.Descriptor{}, errNotLinux
+}
+
+func writeDirTar(io.Writer, string, string) error { return errNotLinux }
+
+func pruneBaseDirs(string, string, *slog.Logger) {}
+
+func lockDir(context.Context, string, func()) (func() error, error) { return nil, errNotLinux }

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what isol8 needs on a Debian/Ubuntu host (run as root): containerd,
+# runc, mmdebstrap (to build the runtime images offline), libseccomp headers
+# and a C compiler (isol8 validates seccomp profiles with libseccomp).
+# Idempotent: does nothing when everything is present.
+set -euo pipefail
+need=()
+command -v containerd >/dev/null || need+=(containerd)
+command -v runc >/dev/null || need+=(runc)
+command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+command -v gcc >/dev/null || need+=(gcc)
+[ -f /usr/include/seccomp.h ] || need+=(libseccomp-dev)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: need root to install: ${need[*]}" >&2
+  exit 1
+fi
+echo "install-deps: installing ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
