@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/isol8/isol8/agent"
 	ctrd "github.com/isol8/isol8/driver/containerd"
@@ -65,7 +66,7 @@ func (b *bufferedSink) fill(res *Result, limit int64) {
 	res.Stdout = b.stdout.finish(outCut, b.exit.StdoutBytes, limit)
 	stderr := b.stderr.finish(errCut, b.exit.StderrBytes, limit)
 	if res.TimedOut {
-		stderr += timeoutMarker
+		stderr = strings.TrimLeft(stderr+timeoutMarker, "\n")
 	}
 	res.Stderr = trimRight(stderr)
 	res.Truncated = outCut || errCut || b.exit.Truncated

@@ -1,0 +1,115 @@
+package isol8_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"testing"
+
+	"github.com/isol8/isol8"
+	"github.com/isol8/isol8/internal/testenv"
+)
+
+// The examples need root, containerd and the runtime images. Without them
+// (and outside `make test`, which sets ISOL8_TEST_STRICT) the package's tests
+// are skipped as a whole, because Go cannot skip a single Example.
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 && !testenv.Strict() {
+		fmt.Println("skipping isol8 examples: they need root and containerd (run `make test`)")
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func testOptions(o isol8.Options) isol8.Options {
+	o.InitPath = os.Getenv("ISOL8_INIT_PATH")
+	o.Containerd.Address = testenv.ContainerdAddress()
+	return o
+}
+
+func Example() {
+	ctx := context.Background()
+	eng, err := isol8.New(testOptions(isol8.Options{}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer eng.Stop(ctx)
+
+	res, err := eng.Execute(ctx, isol8.Request{Runtime: "python", Code: "print(6 * 7)"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.ExitCode, res.Stdout)
+	// Output: 0 42
+}
+
+func ExampleEngine_ExecuteStream() {
+	ctx := context.Background()
+	eng, err := isol8.New(testOptions(isol8.Options{}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer eng.Stop(ctx)
+
+	events, err := eng.ExecuteStream(ctx, isol8.Request{Runtime: "bash", Code: "echo one; echo two >&2; exit 3"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for ev := range events {
+		fmt.Printf("%s %q\n", ev.Type, ev.Data)
+	}
+	// Unordered output:
+	// stdout "one\n"
+	// stderr "two\n"
+	// exit "3"
+}
+
+func ExampleEngine_PutFile() {
+	ctx := context.Background()
+	eng, err := isol8.New(testOptions(isol8.Options{Mode: isol8.ModePersistent}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer eng.Stop(ctx)
+
+	// The persistent sandbox exists after the first execution.
+	if _, err := eng.Execute(ctx, isol8.Request{Runtime: "python", Code: "open('/sandbox/greeting.txt', 'w').write('hello')"}); err != nil {
+		log.Fatal(err)
+	}
+	if err := eng.PutFile(ctx, "/sandbox/name.txt", []byte("isol8")); err != nil {
+		log.Fatal(err)
+	}
+	res, err := eng.Execute(ctx, isol8.Request{Runtime: "python", Code: "print(open('/sandbox/greeting.txt').read(), open('/sandbox/name.txt').read())"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Stdout)
+	data, err := eng.GetFile(ctx, "/sandbox/greeting.txt")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(data))
+	// Output:
+	// hello isol8
+	// hello
+}
+
+func ExampleRequest_timeout() {
+	ctx := context.Background()
+	eng, err := isol8.New(testOptions(isol8.Options{}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer eng.Stop(ctx)
+
+	res, err := eng.Execute(ctx, isol8.Request{Runtime: "python", Code: "import time; time.sleep(60)", TimeoutMs: 500})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.ExitCode)
+	fmt.Println(res.Stderr)
+	// Output:
+	// 137
+	// --- EXECUTION TIMED OUT ---
+}

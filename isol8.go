@@ -1,0 +1,105 @@
+// Package isol8 runs untrusted Python, Node.js, Bun, Deno and Bash code in
+// locked-down containerd sandboxes and returns its output.
+//
+// An Engine executes Requests. In the default ephemeral mode every execution
+// gets a sandbox from a warm pool (reset between uses with the "fast"
+// strategy, never reused with "secure"); in persistent mode one sandbox
+// serves every execution of the engine and keeps its files. The JSON names of
+// Request, Result, Event and Options are those of the isol8 REST API.
+//
+// Running sandboxes needs Linux, root, containerd and runc, and the runtime
+// images (`isol8 setup`); see the repository's README.
+package isol8
+
+import (
+	"context"
+
+	"github.com/isol8/isol8/engine"
+)
+
+// Version is the isol8 release.
+const Version = "0.1.0"
+
+// The data types of the API. They are defined in package engine and
+// re-exported here so that callers import one package.
+type (
+	Request       = engine.Request
+	Result        = engine.Result
+	Event         = engine.Event
+	Options       = engine.Options
+	ResourceUsage = engine.ResourceUsage
+	NetworkFilter = engine.NetworkFilter
+	Security      = engine.Security
+	PoolSize      = engine.PoolSize
+)
+
+// Event types and phases.
+const (
+	EventStdout = engine.EventStdout
+	EventStderr = engine.EventStderr
+	EventExit   = engine.EventExit
+	EventError  = engine.EventError
+	PhaseSetup  = engine.PhaseSetup
+	PhaseCode   = engine.PhaseCode
+)
+
+// Modes, network modes and pool strategies.
+const (
+	ModeEphemeral   = engine.ModeEphemeral
+	ModePersistent  = engine.ModePersistent
+	NetworkNone     = engine.NetworkNone
+	NetworkHost     = engine.NetworkHost
+	NetworkFiltered = engine.NetworkFiltered
+	PoolFast        = engine.PoolFast
+	PoolSecure      = engine.PoolSecure
+)
+
+// StartOptions control Engine.Start.
+type StartOptions struct {
+	// Prewarm fills the warm pool of these runtimes' images before Start
+	// returns (building missing images first).
+	Prewarm []string
+}
+
+// Engine executes code in sandboxes. It is safe for concurrent use; at most
+// Options.MaxConcurrent executions run at once and the rest wait their turn.
+type Engine interface {
+	// Start connects to containerd and optionally prewarms the pool. It is
+	// called lazily by the first execution and may be called repeatedly.
+	Start(ctx context.Context, opts StartOptions) error
+	// Stop removes every sandbox of the engine. It is idempotent.
+	Stop(ctx context.Context) error
+	// Execute runs a request to completion.
+	Execute(ctx context.Context, req Request) (*Result, error)
+	// ExecuteStream runs a request and delivers its events as they happen;
+	// the channel closes after the final exit (or error) event. Cancelling
+	// ctx kills the program and releases its sandbox.
+	ExecuteStream(ctx context.Context, req Request) (<-chan Event, error)
+	// PutFile writes a file into the persistent sandbox (persistent mode,
+	// after the first execution); paths are confined to /sandbox.
+	PutFile(ctx context.Context, path string, data []byte) error
+	// GetFile reads a file from the persistent sandbox.
+	GetFile(ctx context.Context, path string) ([]byte, error)
+}
+
+// New validates opts and returns an engine. Nothing is started until Start
+// or the first execution.
+func New(opts Options) (Engine, error) {
+	e, err := engine.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &localEngine{e}, nil
+}
+
+type localEngine struct{ *engine.Engine }
+
+func (l *localEngine) Start(ctx context.Context, opts StartOptions) error {
+	if err := l.Engine.Start(ctx); err != nil {
+		return err
+	}
+	if len(opts.Prewarm) > 0 {
+		return l.Engine.Prewarm(ctx, opts.Prewarm...)
+	}
+	return nil
+}
