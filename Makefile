@@ -33,7 +33,7 @@ demo: images
 # containerd, runc and the runtime images. ISOL8_TEST_STRICT makes a missing
 # requirement fail instead of skip.
 test: images
-	ISOL8_TEST_STRICT=1 ISOL8_INIT_PATH=$(CURDIR)/$(BIN)/isol8-init \
+	ISOL8_TEST_STRICT=1 ISOL8_INIT_PATH=$(CURDIR)/$(BIN)/isol8-init ISOL8_BIN=$(CURDIR)/$(BIN)/isol8 \
 		$(GO) test -count=1 -timeout 40m ./...
 
 # Unit tests only: no root, no containerd.

@@ -19,6 +19,9 @@ import (
 const (
 	LabelManaged = "isol8.managed"
 	LabelRuntime = "isol8.runtime"
+	// LabelPID records the process that created a sandbox, so orphans of a
+	// crashed process can be told apart from sandboxes in use.
+	LabelPID = "isol8.pid"
 )
 
 // CreateRequest describes one sandbox.

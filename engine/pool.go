@@ -208,7 +208,7 @@ func (p *pool) release(sb *sandbox) {
 		}
 		p.notify()
 		p.mu.Unlock()
-		if err != nil {
+		if err != nil && p.bgCtx.Err() == nil { // a reset cut short by Stop is no failure
 			p.e.log.Warn("pool: reset failed, destroying sandbox", "sandbox", sb.id, "error", err)
 		}
 		if !keep {

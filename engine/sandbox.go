@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/isol8/isol8/agent"
@@ -67,7 +69,7 @@ func (e *Engine) newSandbox(ctx context.Context, image, runtime string) (_ *sand
 		return nil, invalid(err)
 	}
 	id := newSandboxID()
-	labels := map[string]string{driver.LabelManaged: "true"}
+	labels := map[string]string{driver.LabelManaged: "true", driver.LabelPID: strconv.Itoa(os.Getpid())}
 	if runtime != "" {
 		labels[driver.LabelRuntime] = runtime
 	}

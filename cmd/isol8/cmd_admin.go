@@ -1,0 +1,258 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/isol8/isol8/config"
+	"github.com/isol8/isol8/engine"
+)
+
+// adminEngine builds an engine for setup and cleanup: only the wiring and
+// the settings that affect them come from the config.
+func (a *app) adminEngine(g *globals) (backend, engine.Options, error) {
+	o := engine.Options{Debug: g.debugOn(), MaxConcurrent: g.cfg.MaxConcurrent, PoolSize: &engine.PoolSize{}}
+	a.wire(&o, g)
+	eng, err := a.newEngine(o)
+	if err != nil {
+		return nil, o, errf("%s", err)
+	}
+	return eng, o, nil
+}
+
+func (a *app) setupCommand(g *globals) *cobra.Command {
+	var force bool
+	c := &cobra.Command{
+		Use:   "setup",
+		Short: "Build the runtime images",
+		Long: "Build the base images of every runtime (python, node, bun, deno, bash, agent) in\n" +
+			"containerd, or confirm they are up to date. Progress is printed on stderr.",
+		Args:        maxArgs(0),
+		Annotations: needsConfig,
+		RunE: func(c *cobra.Command, _ []string) error {
+			ctx, caught, release := a.interruptible(c.Context())
+			defer release()
+			eng, o, err := a.adminEngine(g)
+			if err != nil {
+				return err
+			}
+			defer a.stopEngine(eng, o.Logger)
+			err = eng.SetupImages(ctx, engine.SetupOptions{Force: force})
+			if s := caught(); s != nil {
+				return exitCode(signalExitCode(s))
+			}
+			if err != nil {
+				return errf("%s", err)
+			}
+			fmt.Fprintln(a.stdout)
+			fmt.Fprintln(a.stdout, "[DONE] Setup complete!")
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&force, "force", false, "rebuild the images even if they are up to date")
+	return c
+}
+
+func (a *app) cleanupCommand(g *globals) *cobra.Command {
+	var force, images bool
+	c := &cobra.Command{
+		Use:   "cleanup",
+		Short: "Remove isol8 containers (and images)",
+		Long: "List every container isol8 created (running or stopped), and with --images every\n" +
+			"isol8 image, then remove them after confirmation.",
+		Args:        maxArgs(0),
+		Annotations: needsConfig,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return a.cleanup(c.Context(), g, force, images)
+		},
+	}
+	c.Flags().BoolVar(&force, "force", false, "remove without asking for confirmation")
+	c.Flags().BoolVar(&images, "images", false, "also remove isol8 images")
+	return c
+}
+
+func short12(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// cleanup is `isol8 cleanup` (surface.md §1.7).
+func (a *app) cleanup(ctx context.Context, g *globals, force, images bool) error {
+	ctx, caught, release := a.interruptible(ctx)
+	defer release()
+	eng, o, err := a.adminEngine(g)
+	if err != nil {
+		return err
+	}
+	defer a.stopEngine(eng, o.Logger)
+	fail := func(err error) error {
+		if s := caught(); s != nil {
+			return exitCode(signalExitCode(s))
+		}
+		return errf("%s", err)
+	}
+
+	found, err := eng.Cleanup(ctx, engine.CleanupOptions{Images: images, DryRun: true})
+	if err != nil {
+		return fail(err)
+	}
+	if len(found.Containers) == 0 && (!images || len(found.Images) == 0) {
+		if images {
+			fmt.Fprintln(a.stdout, "No isol8 containers or images found")
+		} else {
+			fmt.Fprintln(a.stdout, "No isol8 containers found")
+		}
+		return nil
+	}
+	if images {
+		fmt.Fprintf(a.stdout, "Found %d isol8 container(s) and %d image(s)\n", len(found.Containers), len(found.Images))
+	} else {
+		fmt.Fprintf(a.stdout, "Found %d isol8 container(s)\n", len(found.Containers))
+	}
+	for _, c := range found.Containers {
+		state := "⚪ stopped"
+		if c.Running {
+			state = "🟢 running"
+		}
+		fmt.Fprintf(a.stdout, "  %s %s | %s | created %s\n", state, short12(c.ID), c.Image,
+			c.Created.Local().Format(time.DateTime))
+	}
+	for _, img := range found.Images {
+		fmt.Fprintf(a.stdout, "  🖼️ image %s\n", img)
+	}
+
+	if !force {
+		what := "containers"
+		if images {
+			what = "containers and images"
+		}
+		fmt.Fprintf(a.stdout, "Remove all these %s? [y/N] ", what)
+		line, _ := bufio.NewReader(a.stdin).ReadString('\n')
+		answer := strings.ToLower(strings.TrimSpace(line))
+		if answer != "y" && answer != "yes" {
+			if line == "" || !strings.HasSuffix(line, "\n") {
+				fmt.Fprintln(a.stdout)
+			}
+			fmt.Fprintln(a.stdout, "Cleanup cancelled")
+			return nil
+		}
+	}
+
+	rep, err := eng.Cleanup(ctx, engine.CleanupOptions{Images: images})
+	if err != nil {
+		return fail(err)
+	}
+	if len(rep.Failed) > 0 {
+		fmt.Fprintf(a.stdout, "Removed %d container(s), %d failed\n", rep.Removed, len(rep.Failed))
+	} else {
+		fmt.Fprintf(a.stdout, "Removed %d container(s)\n", rep.Removed)
+	}
+	for _, f := range rep.Failed {
+		fmt.Fprintf(a.stdout, "  Failed to remove %s\n", f)
+	}
+	if images {
+		if len(rep.ImagesFailed) > 0 {
+			fmt.Fprintf(a.stdout, "Removed %d image(s), %d failed\n", rep.ImagesRemoved, len(rep.ImagesFailed))
+		} else {
+			fmt.Fprintf(a.stdout, "Removed %d image(s)\n", rep.ImagesRemoved)
+		}
+		for _, f := range rep.ImagesFailed {
+			fmt.Fprintf(a.stdout, "  Failed to remove image %s\n", f)
+		}
+	}
+	return nil // failures are listed; like the reference, cleanup still exits 0
+}
+
+func (a *app) configCommand(g *globals) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "config",
+		Short: "Show the effective configuration",
+		Long: "Show the effective configuration and where each value came from: the first of\n" +
+			"./isol8.config.json and ~/.isol8/config.json that exists, merged over the built-in\n" +
+			"defaults.",
+		Args:        maxArgs(0),
+		Annotations: needsConfig,
+		RunE: func(*cobra.Command, []string) error {
+			if asJSON {
+				data, err := g.cfg.JSON()
+				if err != nil {
+					return errf("%s", err)
+				}
+				fmt.Fprintf(a.stdout, "%s\n", data)
+				return nil
+			}
+			fmt.Fprint(a.stdout, humanConfig(g.cfg))
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print the merged configuration as JSON")
+	return c
+}
+
+// humanConfig is config.Human plus a "Sources" section listing the keys the
+// config file set.
+func humanConfig(cfg *config.Config) string {
+	out := strings.TrimSuffix(cfg.Human(), "\n")
+	var b strings.Builder
+	b.WriteString(out)
+	b.WriteString("\n  ── Sources ──\n")
+	keys := fileKeys(cfg)
+	switch {
+	case cfg.Path() == "":
+		b.WriteString("  (all values are built-in defaults)\n")
+	case len(keys) == 0:
+		fmt.Fprintf(&b, "  (%s sets no known key; all values are built-in defaults)\n", cfg.Path())
+	default:
+		width := 0
+		for _, k := range keys {
+			width = max(width, len(k))
+		}
+		for _, k := range keys {
+			fmt.Fprintf(&b, "  %-*s  %s\n", width, k, cfg.Source(k))
+		}
+		b.WriteString("  (every other value is a built-in default)\n")
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// fileKeys lists the dotted keys (sections flattened one level, lists and
+// poolSize as leaves) whose effective value comes from the config file.
+func fileKeys(cfg *config.Config) []string {
+	data, err := cfg.JSON()
+	if err != nil {
+		return nil
+	}
+	var top map[string]any
+	if err := json.Unmarshal(data, &top); err != nil {
+		return nil
+	}
+	var keys []string
+	for k, v := range top {
+		if sec, ok := v.(map[string]any); ok && k != "poolSize" {
+			for sk := range sec {
+				keys = append(keys, k+"."+sk)
+			}
+			continue
+		}
+		keys = append(keys, k)
+	}
+	var out []string
+	for _, k := range keys {
+		if cfg.Source(k) != config.SourceDefault {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/isol8/isol8/engine"
+)
+
+// fakeEngine records what the CLI asks of the engine and answers from its
+// fields. With block set, executions wait until their context is cancelled.
+type fakeEngine struct {
+	mu sync.Mutex
+
+	events    []engine.Event
+	result    *engine.Result
+	execErr   error
+	block     bool
+	started   chan struct{}
+	startOnce sync.Once
+
+	setupErr  error
+	setupOpts []engine.SetupOptions
+
+	found      *engine.CleanupReport // DryRun answer
+	removed    *engine.CleanupReport // real answer
+	cleanupErr error
+	cleanups   []engine.CleanupOptions
+
+	reqs    []engine.Request
+	stopped int
+}
+
+func (f *fakeEngine) markStarted() {
+	f.startOnce.Do(func() {
+		if f.started != nil {
+			close(f.started)
+		}
+	})
+}
+
+func (f *fakeEngine) Execute(ctx context.Context, req engine.Request) (*engine.Result, error) {
+	f.mu.Lock()
+	f.reqs = append(f.reqs, req)
+	f.mu.Unlock()
+	f.markStarted()
+	if f.block {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	if f.execErr != nil {
+		return nil, f.execErr
+	}
+	if f.result == nil {
+		return &engine.Result{}, nil
+	}
+	r := *f.result
+	return &r, nil
+}
+
+func (f *fakeEngine) ExecuteStream(ctx context.Context, req engine.Request) (<-chan engine.Event, error) {
+	f.mu.Lock()
+	f.reqs = append(f.reqs, req)
+	f.mu.Unlock()
+	if f.execErr != nil {
+		return nil, f.execErr
+	}
+	ch := make(chan engine.Event, len(f.events)+1)
+	go func() {
+		defer close(ch)
+		f.markStarted()
+		if f.block {
+			<-ctx.Done()
+			return
+		}
+		for _, ev := range f.events {
+			ch <- ev
+		}
+	}()
+	return ch, nil
+}
+
+func (f *fakeEngine) SetupImages(_ context.Context, o engine.SetupOptions) error {
+	f.setupOpts = append(f.setupOpts, o)
+	return f.setupErr
+}
+
+func (f *fakeEngine) Cleanup(_ context.Context, o engine.CleanupOptions) (*engine.CleanupReport, error) {
+	f.cleanups = append(f.cleanups, o)
+	if f.cleanupErr != nil {
+		return nil, f.cleanupErr
+	}
+	rep := f.removed
+	if o.DryRun {
+		rep = f.found
+	}
+	if rep == nil {
+		rep = &engine.CleanupReport{}
+	}
+	return rep, nil
+}
+
+func (f *fakeEngine) Stop(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stopped++
+	return nil
+}
+
+// harness runs the CLI in-process with temporary cwd and home, a fake
+// engine and fixed registry patterns.
+type harness struct {
+	t        *testing.T
+	cwd      string
+	home     string
+	env      map[string]string
+	stdin    string
+	fake     *fakeEngine
+	newErr   error
+	opts     *engine.Options // options of the last engine built
+	engines  int
+	registry map[string][]string
+	notify   func(c chan<- os.Signal)
+	now      time.Time
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	home := t.TempDir()
+	return &harness{
+		t:    t,
+		cwd:  t.TempDir(),
+		home: home,
+		env:  map[string]string{"HOME": home},
+		fake: &fakeEngine{},
+		registry: map[string][]string{
+			"python": {`^pypi\.org$`, `^files\.pythonhosted\.org$`},
+			"node":   {`^registry\.npmjs\.org$`},
+			"bun":    {`^registry\.npmjs\.org$`},
+			"agent":  {`^registry\.npmjs\.org$`},
+		},
+		now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC),
+	}
+}
+
+type cliResult struct {
+	code   int
+	stdout string
+	stderr string
+}
+
+func (r cliResult) output() string { return r.stdout + r.stderr }
+
+func (h *harness) run(args ...string) cliResult {
+	h.t.Helper()
+	var out, errb bytes.Buffer
+	a := newApp(strings.NewReader(h.stdin), &out, &errb, h.env, h.cwd)
+	a.home = h.home
+	a.now = func() time.Time { return h.now }
+	a.newEngine = func(o engine.Options) (backend, error) {
+		h.engines++
+		h.opts = &o
+		if h.newErr != nil {
+			return nil, h.newErr
+		}
+		return h.fake, nil
+	}
+	a.registry = func(_ context.Context, rt string) []string { return h.registry[rt] }
+	a.notify = h.notify
+	a.stopNotify = func(chan<- os.Signal) {}
+	code := a.run(args)
+	return cliResult{code: code, stdout: out.String(), stderr: errb.String()}
+}
+
+// lastRequest returns the request the engine received.
+func (h *harness) lastRequest() engine.Request {
+	h.t.Helper()
+	if len(h.fake.reqs) == 0 {
+		h.t.Fatal("the engine received no request")
+	}
+	return h.fake.reqs[len(h.fake.reqs)-1]
+}
+
+// write creates a file below dir with content, making parents.
+func write(t *testing.T, dir, rel, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func wantCode(t *testing.T, r cliResult, code int) {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("exit code = %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, code, r.stdout, r.stderr)
+	}
+}
+
+func wantContains(t *testing.T, what, got string, subs ...string) {
+	t.Helper()
+	for _, s := range subs {
+		if !strings.Contains(got, s) {
+			t.Errorf("%s does not contain %q:\n%s", what, s, got)
+		}
+	}
+}
