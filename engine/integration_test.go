@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -433,5 +434,45 @@ for i in range(3):
 	}
 	if want := "tick 0 ***\ntick 1 ***\ntick 2 ***\n"; out.String() != want {
 		t.Fatalf("streamed %q, want %q", out.String(), want)
+	}
+}
+
+func TestSeccompModes(t *testing.T) {
+	addr := testenv.MustHaveContainerd(t)
+	profile := filepath.Join(t.TempDir(), "deny-mkdir.json")
+	// The embedded default with mkdir and mkdirat removed from the allow-list
+	// would be the realistic custom profile; a default-allow profile that
+	// denies just these two is the smallest one that proves the mode works.
+	if err := os.WriteFile(profile, []byte(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	custom := newTestEngine(t, Options{Security: &Security{Seccomp: SeccompCustom, CustomProfilePath: profile}})
+	mustHaveImage(t, custom, "python")
+	res := run(t, custom, Request{Runtime: "python", Code: "import os\ntry:\n    os.mkdir('/sandbox/testdir'); print('created')\nexcept OSError as e:\n    print('errno', e.errno)"})
+	if res.Stdout != "errno 1" {
+		t.Fatalf("custom profile: %q %q", res.Stdout, res.Stderr)
+	}
+
+	unconfined := newTestEngine(t, Options{Security: &Security{Seccomp: SeccompUnconfined}})
+	if res := run(t, unconfined, Request{Runtime: "bash", Code: "grep '^Seccomp:' /proc/self/status"}); res.Stdout != "Seccomp:\t0" {
+		t.Fatalf("unconfined: %q", res.Stdout)
+	}
+
+	for _, sec := range []*Security{
+		{Seccomp: SeccompCustom, CustomProfilePath: "/missing.json"},
+		{Seccomp: SeccompCustom},
+		{Seccomp: "paranoid"},
+	} {
+		e, err := New(Options{Security: sec, InitPath: testenv.InitBinary(t), Containerd: ContainerdOptions{Address: addr}})
+		if err == nil {
+			_, err = e.Execute(t.Context(), Request{Runtime: "python", Code: "print(1)"})
+			e.Stop(context.Background())
+		}
+		if err == nil || !errdefs.IsInvalidArgument(err) {
+			t.Fatalf("security %+v: err %v, want an invalid-argument error", sec, err)
+		}
+		if sec.CustomProfilePath == "/missing.json" && !strings.Contains(err.Error(), "Failed to load custom seccomp profile at /missing.json") {
+			t.Fatalf("missing profile: %v", err)
+		}
 	}
 }
