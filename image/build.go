@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -25,11 +27,12 @@ type aptBuild struct {
 	packages []string
 }
 
-// mmdebstrapArgs is the mmdebstrap command line for a base. No mirror is
-// given, so mmdebstrap picks its default sources for the suite. The .deb
-// cache is synced in before downloading and out after installing, so a
-// rebuild downloads nothing that is still current.
-func mmdebstrapArgs(r baseRecipe, debCache, target string) []string {
+// mmdebstrapArgs is the mmdebstrap command line for a base. mirrors are the
+// host's apt source files for the suite (hostAptSources); without any,
+// mmdebstrap picks its default sources. The .deb cache is synced in before
+// downloading and out after installing, so a rebuild downloads nothing that
+// is still current.
+func mmdebstrapArgs(r baseRecipe, debCache, target string, mirrors []string) []string {
 	args := []string{"--variant=" + r.Variant, "--mode=root", "--format=directory"}
 	if len(r.Include) > 0 {
 		args = append(args, "--include="+strings.Join(r.Include, ","))
@@ -50,7 +53,50 @@ func mmdebstrapArgs(r baseRecipe, debCache, target string) []string {
 		"--customize-hook=sync-out /var/cache/apt/archives "+shellQuote(debCache),
 		"--", r.Suite, target,
 	)
-	return args
+	return append(args, mirrors...)
+}
+
+// hostAptSources returns the host's apt source files (one-line .list or
+// deb822 .sources) that name suite, so the image comes from the mirror the
+// host is configured for (a private mirror just works). mmdebstrap accepts
+// such files as MIRROR arguments. Files for other suites (third-party
+// repositories, other releases) are left out.
+func hostAptSources(root, suite string) []string {
+	var files []string
+	if f := filepath.Join(root, "etc/apt/sources.list"); namesSuite(f, suite) {
+		files = append(files, f)
+	}
+	for _, pattern := range []string{"*.list", "*.sources"} {
+		matches, _ := filepath.Glob(filepath.Join(root, "etc/apt/sources.list.d", pattern))
+		sort.Strings(matches)
+		for _, f := range matches {
+			if namesSuite(f, suite) {
+				files = append(files, f)
+			}
+		}
+	}
+	return files
+}
+
+// namesSuite reports whether an apt source file has an active entry whose
+// suite is suite (or suite-updates, suite-security, ...).
+func namesSuite(path, suite string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		for _, field := range strings.Fields(line) {
+			if field == suite || strings.HasPrefix(field, suite+"-") || strings.HasPrefix(field, suite+"/") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // shellQuote quotes s for sh (and for mmdebstrap's special-hook parser).

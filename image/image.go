@@ -68,7 +68,6 @@ func Setup(ctx context.Context, c *client.Client, opts Options) ([]Result, error
 		res, err := b.setupOne(ctx, rt)
 		if err != nil {
 			b.printf("[ERR] %s: %v\n", rt, err)
-			b.log.Error("image build failed", "runtime", rt, "error", err)
 			errs = append(errs, fmt.Errorf("%s: %w", rt, err))
 			if ctx.Err() != nil {
 				break
@@ -136,7 +135,6 @@ type builder struct {
 	log      *slog.Logger
 	base     baseRecipe
 	recipes  map[string]recipe
-	registry func() string
 
 	// set by acquire
 	unlock    func() error
