@@ -89,6 +89,9 @@ func (e *Engine) newSandbox(ctx context.Context, image, runtime string) (_ *sand
 		return nil, fmt.Errorf("create sandbox: %w", err)
 	}
 	sb.exit = exit
+	if err := e.profileOK(ctx); err != nil {
+		return nil, err
+	}
 	stdio, err := dsb.Start(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("start sandbox: %w", err)
