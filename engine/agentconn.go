@@ -243,17 +243,7 @@ func (c *agentConn) putFile(ctx context.Context, path string, data []byte, mode 
 	if err := c.w.Write(agent.TypeFileEOF, id, nil); err != nil {
 		return fmt.Errorf("%w: %v", errAgentGone, err)
 	}
-	f, err := c.next(ctx, ch)
-	if err != nil {
-		return err
-	}
-	switch f.Type {
-	case agent.TypeOK:
-		return nil
-	case agent.TypeError:
-		return agentError(f)
-	}
-	return fmt.Errorf("%w: unexpected %s frame", errAgentGone, f.Type)
+	return c.awaitOK(ctx, ch)
 }
 
 // getFile reads a regular file from the sandbox.
@@ -292,6 +282,11 @@ func (c *agentConn) reset(ctx context.Context) error {
 	if err := c.w.WriteJSON(agent.TypeReset, id, agent.Reset{}); err != nil {
 		return fmt.Errorf("%w: %v", errAgentGone, err)
 	}
+	return c.awaitOK(ctx, ch)
+}
+
+// awaitOK waits for a request's answer: TypeOK, or TypeError as an error.
+func (c *agentConn) awaitOK(ctx context.Context, ch chan agent.Frame) error {
 	f, err := c.next(ctx, ch)
 	if err != nil {
 		return err
