@@ -115,7 +115,9 @@ func (p *pool) refill(image, runtime string) {
 
 func (p *pool) create(image, runtime string) {
 	defer p.bg.Done()
-	sb, err := p.e.newSandbox(p.bgCtx, image, runtime)
+	// Not cancelled by drain: a creation cut short can strand a container
+	// on the server. drain waits for it and destroys what it made.
+	sb, err := p.e.newSandbox(context.WithoutCancel(p.bgCtx), image, runtime)
 	p.mu.Lock()
 	p.creating[image]--
 	p.notify()

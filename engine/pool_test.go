@@ -5,12 +5,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/containerd/errdefs"
+
+	"github.com/isol8/isol8/driver"
+	ctrd "github.com/isol8/isol8/driver/containerd"
 )
 
 func TestFastPoolReuseHygiene(t *testing.T) {
@@ -185,6 +190,18 @@ func TestStopLeavesNothing(t *testing.T) {
 		t.Fatalf("second Stop: %v", err)
 	}
 	assertNothingLeft(t, e, ids...)
+	// Also sandboxes the pool was still creating when Stop came: nothing
+	// this test process made may remain (tests do not run in parallel, and
+	// every other test's engine is stopped by now).
+	drv, err := ctrd.New(t.Context(), ctrd.Config{Address: e.opts.Containerd.Address})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer drv.Close()
+	mine, err := drv.List(t.Context(), map[string]string{driver.LabelPID: strconv.Itoa(os.Getpid())})
+	if err != nil || len(mine) != 0 {
+		t.Fatalf("containers of this process left after Stop: %v (err %v)", mine, err)
+	}
 	if _, err := e.Execute(t.Context(), Request{Runtime: "bash", Code: "echo hi"}); err == nil {
 		t.Fatal("Execute after Stop succeeded")
 	}

@@ -108,7 +108,9 @@ func (d *Driver) Create(ctx context.Context, req driver.CreateRequest) (_ driver
 	}
 	defer func() {
 		if retErr != nil {
-			cleanup(ctx, d.log, "delete container", func(ctx context.Context) error { return ctr.Delete(ctx) })
+			// A cancelled NewTask may still have made the task on the
+			// server side; removeContainer deletes a task if there is one.
+			cleanup(ctx, d.log, "delete container", func(ctx context.Context) error { return removeContainer(ctx, ctr) })
 		}
 	}()
 
