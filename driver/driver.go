@@ -55,21 +55,13 @@ type Stdio struct {
 	Stderr io.Reader
 }
 
-// Sandbox is one created container.
+// Sandbox is one created container. The engine learns that a sandbox's
+// init died from its stdout closing, and ends a sandbox with Delete (which
+// kills what still runs), so no Kill or Wait is needed.
 type Sandbox interface {
 	ID() string
 	// Start runs the init and returns its stdio.
 	Start(ctx context.Context) (Stdio, error)
-	// Kill sends SIGKILL to every process in the sandbox.
-	Kill(ctx context.Context) error
-	// Wait returns a channel that yields the init's exit status once.
-	Wait(ctx context.Context) (<-chan ExitStatus, error)
 	// Delete removes the container, its task and its snapshot.
 	Delete(ctx context.Context) error
-}
-
-// ExitStatus is how a sandbox's init ended.
-type ExitStatus struct {
-	Code uint32
-	Err  error
 }

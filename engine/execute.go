@@ -27,8 +27,12 @@ type sink interface {
 
 // Execute runs one request to completion and returns its result.
 func (e *Engine) Execute(ctx context.Context, req Request) (*Result, error) {
+	p, err := e.plan(req)
+	if err != nil {
+		return nil, err
+	}
 	col := newBufferedSink(e.opts.Secrets)
-	res, err := e.execute(ctx, req, col)
+	res, err := e.execute(ctx, p, col)
 	if err != nil {
 		return nil, err
 	}
@@ -44,14 +48,15 @@ func (e *Engine) Execute(ctx context.Context, req Request) (*Result, error) {
 // are returned before any event. Cancelling ctx kills the program and
 // releases the sandbox; the consumer must drain the channel or cancel ctx.
 func (e *Engine) ExecuteStream(ctx context.Context, req Request) (<-chan Event, error) {
-	if _, err := e.plan(req); err != nil {
+	p, err := e.plan(req)
+	if err != nil {
 		return nil, err
 	}
 	ch := make(chan Event, 64)
 	s := newStreamSink(ctx, ch, e.opts.Secrets)
 	go func() {
 		defer close(ch)
-		res, err := e.execute(ctx, req, s)
+		res, err := e.execute(ctx, p, s)
 		s.flush()
 		switch {
 		case err != nil:
@@ -73,13 +78,10 @@ func (e *Engine) ExecuteStream(ctx context.Context, req Request) (<-chan Event, 
 // the sink was told.
 var errSetupFailed = errors.New("setup failed")
 
-// execute is the shared path of Execute and ExecuteStream. It returns a nil
-// result without error when a setup step failed and the sink reported it.
-func (e *Engine) execute(ctx context.Context, req Request, s sink) (*Result, error) {
-	p, err := e.plan(req)
-	if err != nil {
-		return nil, err
-	}
+// execute is the shared path of Execute and ExecuteStream, for a validated
+// plan. It returns a nil result without error when a setup step failed and
+// the sink reported it.
+func (e *Engine) execute(ctx context.Context, p *plan, s sink) (*Result, error) {
 	if err := e.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -174,7 +176,6 @@ func (e *Engine) run(ctx context.Context, sb *sandbox, p *plan, s sink) (*Result
 
 	ex := agent.Exec{Argv: p.argv, Env: p.env, Dir: p.dir, TimeoutMs: p.timeout.Milliseconds(),
 		MaxOutput: e.opts.MaxOutputSize, Files: inline}
-	start := time.Now()
 	exit, err := sb.conn.exec(ctx, ex, p.stdin, hostDeadline(p.timeout), func(t agent.Type, b []byte) {
 		s.output(PhaseCode, t, b)
 	})
@@ -202,7 +203,7 @@ func (e *Engine) run(ctx context.Context, sb *sandbox, p *plan, s sink) (*Result
 			MemoryMB:     float64(exit.MaxRSSKB) / 1024,
 		},
 	}
-	if d := time.Since(start).Milliseconds(); d > 0 && exit.DurationMs > 0 {
+	if exit.DurationMs > 0 {
 		res.ResourceUsage.CPUPercent = float64(int64(float64(exit.UserCPUMs+exit.SystemCPUMs)/float64(exit.DurationMs)*10000)) / 100
 	}
 	if exit.TimedOut {

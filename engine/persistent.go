@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/containerd/errdefs"
 
@@ -111,7 +112,8 @@ func confinedPath(p string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if clean == agent.SandboxDir || len(clean) <= len(agent.SandboxDir)+1 || clean[:len(agent.SandboxDir)+1] != agent.SandboxDir+"/" {
+	// sandboxPath admits /sandbox/… and /tmp/…; files here are /sandbox only.
+	if !strings.HasPrefix(clean, agent.SandboxDir+"/") {
 		return "", invalidf("File path must be inside /sandbox: %q", p)
 	}
 	return clean, nil

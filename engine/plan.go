@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"fmt"
 	"path"
 	"sort"
 	"strings"
@@ -204,8 +203,4 @@ func validEnvName(k string) error {
 // and flush its output.
 func hostDeadline(timeout time.Duration) time.Duration {
 	return timeout + 10*time.Second
-}
-
-func (p *plan) String() string {
-	return fmt.Sprintf("runtime=%s image=%s argv0=%s", p.rt.Name, p.image, p.argv[0])
 }

@@ -244,10 +244,3 @@ func (p *pool) drain(ctx context.Context) {
 	}
 	wg.Wait()
 }
-
-// idleCount reports ready sandboxes of image (tests and metrics).
-func (p *pool) idleCount(image string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.idle[image])
-}

@@ -23,7 +23,6 @@ type sandbox struct {
 	image string
 	sb    driver.Sandbox
 	conn  *agentConn
-	exit  <-chan driver.ExitStatus
 	// broken is set when the agent stopped answering; the sandbox must not
 	// be used again.
 	broken bool
@@ -84,11 +83,6 @@ func (e *Engine) newSandbox(ctx context.Context, image, runtime string) (_ *sand
 			e.destroy(ctx, sb)
 		}
 	}()
-	exit, err := dsb.Wait(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("create sandbox: %w", err)
-	}
-	sb.exit = exit
 	if err := e.profileOK(ctx); err != nil {
 		return nil, err
 	}

@@ -32,7 +32,6 @@ type execution struct {
 	stdinEOF  bool
 	stdinW    *os.File
 
-	killOnce     sync.Once
 	timedOut     bool
 	outputKilled bool
 	stateMu      sync.Mutex

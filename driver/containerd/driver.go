@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
@@ -298,27 +297,6 @@ func (s *sandbox) Start(ctx context.Context) (driver.Stdio, error) {
 	return driver.Stdio{Stdin: s.io.Stdin, Stdout: s.io.Stdout, Stderr: s.io.Stderr}, nil
 }
 
-func (s *sandbox) Kill(ctx context.Context) error {
-	err := s.task.Kill(WithNamespace(ctx), syscall.SIGKILL, client.WithKillAll)
-	if err != nil && !errdefs.IsNotFound(err) {
-		return fmt.Errorf("kill %s: %w", s.id, err)
-	}
-	return nil
-}
-
-func (s *sandbox) Wait(ctx context.Context) (<-chan driver.ExitStatus, error) {
-	ch, err := s.task.Wait(WithNamespace(ctx))
-	if err != nil {
-		return nil, fmt.Errorf("wait %s: %w", s.id, err)
-	}
-	out := make(chan driver.ExitStatus, 1)
-	go func() {
-		st := <-ch
-		out <- driver.ExitStatus{Code: st.ExitCode(), Err: st.Error()}
-	}()
-	return out, nil
-}
-
 func (s *sandbox) Delete(ctx context.Context) error {
 	ctx = WithNamespace(ctx)
 	var errs []error
@@ -343,9 +321,4 @@ func cleanup(ctx context.Context, log *slog.Logger, what string, f func(context.
 	if err := f(ctx); err != nil && !errdefs.IsNotFound(err) {
 		log.Warn("cleanup failed", "step", what, "error", err)
 	}
-}
-
-// Labels returns the container's labels.
-func (s *sandbox) Labels(ctx context.Context) (map[string]string, error) {
-	return s.ctr.Labels(WithNamespace(ctx))
 }
