@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what isol8 needs on a Debian/Ubuntu host (run as root): containerd,
-# runc, mmdebstrap (to build the runtime images offline), libseccomp headers
+# runc, mmdebstrap (to build the runtime images offline), busybox (the oci
+# package runs specs under runc on a busybox rootfs), libseccomp headers
 # and a C compiler (isol8 validates seccomp profiles with libseccomp).
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
@@ -8,6 +9,7 @@ need=()
 command -v containerd >/dev/null || need+=(containerd)
 command -v runc >/dev/null || need+=(runc)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+command -v busybox >/dev/null || need+=(busybox-static)
 command -v gcc >/dev/null || need+=(gcc)
 [ -f /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
