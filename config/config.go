@@ -221,34 +221,50 @@ func Candidates(cwd, home string) ([]string, error) {
 // merged with each other), merges it over Defaults per surface.md §2.1 and
 // validates the result. Without a file it returns Defaults. A file that
 // cannot be read, is not valid JSON or fails validation yields an
-// invalid-argument error "Invalid config file <path>: <reason>".
-func Load(cwd, home string) (*Config, error) {
+// invalid-argument error "Invalid config file <path>: <reason>". A found
+// file that sets a sandbox-weakening key (see Weakening) without being
+// trusted for it yields an invalid-argument error naming the file and the
+// key; uid is the invoking user.
+func Load(cwd, home string, uid int) (*Config, error) {
 	paths, err := Candidates(cwd, home)
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range paths {
+	for i, p := range paths {
 		if _, err := os.Stat(p); err != nil {
 			continue // like existsSync: anything unreadable counts as absent
 		}
-		return LoadFile(p)
+		origin := OriginWorkdir
+		if i > 0 {
+			origin = OriginHome
+		}
+		return load(p, origin, uid)
 	}
 	return Defaults(), nil
 }
 
-// LoadFile reads one config file, merges it over Defaults and validates it.
+// LoadFile reads one config file the user named explicitly (`--config`),
+// merges it over Defaults and validates it. Such a file is trusted with
+// every key.
 func LoadFile(path string) (*Config, error) {
+	return load(path, OriginExplicit, 0)
+}
+
+func load(path string, origin Origin, uid int) (*Config, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("resolve config file %q: %w", path, err)
 	}
-	data, err := readFile(abs)
+	data, st, err := readFile(abs)
 	if err != nil {
 		return nil, invalidFile(abs, err.Error())
 	}
 	c, err := Parse(data)
 	if err != nil {
 		return nil, invalidFile(abs, err.Error())
+	}
+	if err := checkTrust(c, abs, st, origin, uid); err != nil {
+		return nil, err
 	}
 	c.path = abs
 	return c, nil
@@ -267,31 +283,33 @@ func Parse(data []byte) (*Config, error) {
 	return c, nil
 }
 
-func readFile(path string) ([]byte, error) {
+// readFile reads a config file and returns the status of the file it
+// opened, so that trust is judged on the very file that was read.
+func readFile(path string) ([]byte, fs.FileInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, errors.Unwrap(err) // drop the path: the caller prints it
+		return nil, nil, errors.Unwrap(err) // drop the path: the caller prints it
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if st.IsDir() {
-		return nil, errors.New("is a directory")
+		return nil, nil, errors.New("is a directory")
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
-			return nil, pe.Err
+			return nil, nil, pe.Err
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	if len(data) > maxFileSize {
-		return nil, fmt.Errorf("file is larger than %d bytes", maxFileSize)
+		return nil, nil, fmt.Errorf("file is larger than %d bytes", maxFileSize)
 	}
-	return data, nil
+	return data, st, nil
 }
 
 func invalidFile(path, reason string) error {

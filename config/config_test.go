@@ -33,8 +33,17 @@ func loadWith(t *testing.T, cwdContent, homeContent string) (c *Config, cwd, hom
 	if homeContent != "" {
 		writeFile(t, filepath.Join(home, ".isol8", "config.json"), homeContent)
 	}
-	c, err = Load(cwd, home)
+	c, err = Load(cwd, home, os.Getuid())
 	return c, cwd, home, err
+}
+
+// loadExplicit writes content to a file and loads it as `--config` does.
+func loadExplicit(t *testing.T, content string) (*Config, string, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "explicit.json")
+	writeFile(t, path, content)
+	c, err := LoadFile(path)
+	return c, path, err
 }
 
 // asMap renders the config as `config --json` does and decodes it.
@@ -301,8 +310,9 @@ func TestLoadMerge(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, cwd, _, err := loadWith(t, tt.file, "")
-			path := filepath.Join(cwd, "isol8.config.json")
+			// An explicit file: merging is the same for every origin, and
+			// only an explicit one may set every key (TestTrust).
+			c, path, err := loadExplicit(t, tt.file)
 			if tt.wantErr != "" {
 				prefix := "Invalid config file " + path + ": "
 				if err == nil {
@@ -387,7 +397,7 @@ func TestLoadPrecedence(t *testing.T) {
 		}
 	})
 	t.Run("empty home skips the home candidate", func(t *testing.T) {
-		c, err := Load(t.TempDir(), "")
+		c, err := Load(t.TempDir(), "", os.Getuid())
 		if err != nil || c.Path() != "" {
 			t.Fatalf("Load = %v, %v", c, err)
 		}
@@ -397,7 +407,7 @@ func TestLoadPrecedence(t *testing.T) {
 		if err := os.Mkdir(filepath.Join(cwd, "isol8.config.json"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		_, err := Load(cwd, "")
+		_, err := Load(cwd, "", os.Getuid())
 		if err == nil || !strings.Contains(err.Error(), "is a directory") {
 			t.Fatalf("error = %v, want 'is a directory'", err)
 		}
@@ -406,7 +416,7 @@ func TestLoadPrecedence(t *testing.T) {
 		dir := t.TempDir()
 		writeFile(t, filepath.Join(dir, "isol8.config.json"), `{"debug":true}`)
 		t.Chdir(dir)
-		c, err := Load("", "")
+		c, err := Load("", "", os.Getuid())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -417,11 +427,10 @@ func TestLoadPrecedence(t *testing.T) {
 }
 
 func TestSource(t *testing.T) {
-	c, cwd, _, err := loadWith(t, `{"defaults":{"timeoutMs":60000,"network":null},"poolSize":{"clean":2},"containerd":{"runtime":"crun"}}`, "")
+	c, file, err := loadExplicit(t, `{"defaults":{"timeoutMs":60000,"network":null},"poolSize":{"clean":2},"containerd":{"runtime":"crun"}}`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(cwd, "isol8.config.json")
 	tests := []struct {
 		key  string
 		want string

@@ -92,6 +92,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, env map[string]string, cw
 type globals struct {
 	debug             bool
 	containerdAddress string
+	configPath        string // --config: an explicit, trusted config file
 	cfg               *config.Config // loaded for commands annotated with annConfig
 }
 
@@ -201,6 +202,8 @@ func (a *app) rootCommand(g *globals) *cobra.Command {
 	pf := root.PersistentFlags()
 	pf.SortFlags = false
 	pf.BoolVar(&g.debug, "debug", false, "enable debug logging on stderr (also config \"debug\")")
+	strFlag(pf, &g.configPath, "config", "", "path",
+		"config file to use instead of ./isol8.config.json or ~/.isol8/config.json (trusted with every key)")
 	strFlag(pf, &g.containerdAddress, "containerd-address", "", "path",
 		"containerd socket (default: $CONTAINERD_ADDRESS, config containerd.address, /run/containerd/containerd.sock)")
 
@@ -251,7 +254,7 @@ func finishFlags(c *cobra.Command) {
 // commands that need it and prints the debug header (surface.md §1).
 func (a *app) before(c *cobra.Command, g *globals) error {
 	if c.Annotations[annConfig] != "" {
-		cfg, err := config.Load(a.cwd, a.home)
+		cfg, err := a.loadConfig(g)
 		if err != nil {
 			return errf("%s", err)
 		}
@@ -262,6 +265,16 @@ func (a *app) before(c *cobra.Command, g *globals) error {
 			c.Name(), version, runtime.GOOS, runtime.GOARCH)
 	}
 	return nil
+}
+
+// loadConfig reads the --config file when given, else the first of
+// ./isol8.config.json and ~/.isol8/config.json, judged for trust against the
+// invoking user.
+func (a *app) loadConfig(g *globals) (*config.Config, error) {
+	if g.configPath != "" {
+		return config.LoadFile(a.abs(g.configPath))
+	}
+	return config.Load(a.cwd, a.home, os.Getuid())
 }
 
 // flagError turns pflag's parse errors into commander's texts.

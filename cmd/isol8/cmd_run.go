@@ -105,6 +105,9 @@ func (a *app) runCode(ctx context.Context, g *globals, f *runFlags, file string)
 	if err != nil {
 		return err
 	}
+	if w := weakenedWarning(opts); w != "" {
+		fmt.Fprintln(a.stderr, w)
+	}
 
 	if f.host != "" {
 		if _, err := a.resolveAPIKey(f.host, f.key); err != nil {

@@ -402,7 +402,7 @@ func TestRunInterrupted(t *testing.T) {
 // Engine options of a run: wiring and flags reaching engine.New.
 func TestRunEngineOptions(t *testing.T) {
 	h := newHarness(t)
-	write(t, h.cwd, "isol8.config.json", `{"maxConcurrent":4,"containerd":{"address":"/cfg.sock","runtime":"crun"}}`)
+	write(t, h.home, ".isol8/config.json", `{"maxConcurrent":4,"containerd":{"address":"/cfg.sock","runtime":"crun"}}`)
 	r := h.run("run", "-e", "1", "--secret", "MY_KEY=supersecret123", "--secret", "B=x=y", "--secret", "junk",
 		"--writable", "--persist", "--log-network", "--image", "img:1", "--persistent")
 	wantCode(t, r, 0)
@@ -425,7 +425,7 @@ func TestRunEngineOptions(t *testing.T) {
 
 	t.Run("address precedence", func(t *testing.T) {
 		h := newHarness(t)
-		write(t, h.cwd, "isol8.config.json", `{"containerd":{"address":"/cfg.sock"}}`)
+		write(t, h.home, ".isol8/config.json", `{"containerd":{"address":"/cfg.sock"}}`)
 		h.env["CONTAINERD_ADDRESS"] = "/env.sock"
 		h.run("run", "-e", "1")
 		if got := h.opts.Containerd.Address; got != "/env.sock" {

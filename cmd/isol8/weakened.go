@@ -1,0 +1,28 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/isol8/isol8/engine"
+)
+
+// weakenedWarning returns the one-line warning a run prints when its
+// sandbox is weaker than the default, or "" when it is not. It is printed
+// on every run so that a weakening set once in a config file is never
+// forgotten.
+func weakenedWarning(o engine.Options) string {
+	var what []string
+	if o.Security != nil && o.Security.Seccomp == engine.SeccompUnconfined {
+		what = append(what, "seccomp unconfined")
+	}
+	if o.Network == engine.NetworkHost {
+		what = append(what, "host network")
+	}
+	if o.ReadonlyRootFs != nil && !*o.ReadonlyRootFs {
+		what = append(what, "writable root filesystem")
+	}
+	if len(what) == 0 {
+		return ""
+	}
+	return "[WARN] Sandbox weakened: " + strings.Join(what, ", ")
+}
