@@ -92,7 +92,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, env map[string]string, cw
 type globals struct {
 	debug             bool
 	containerdAddress string
-	configPath        string // --config: an explicit, trusted config file
+	configPath        string         // --config: an explicit, trusted config file
 	cfg               *config.Config // loaded for commands annotated with annConfig
 }
 
