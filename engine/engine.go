@@ -89,6 +89,7 @@ func New(opts Options) (*Engine, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	log = newMaskingLogger(log, opts.Secrets)
 	e := &Engine{
 		opts:   opts,
 		log:    log,

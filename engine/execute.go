@@ -34,10 +34,10 @@ func (e *Engine) Execute(ctx context.Context, req Request) (*Result, error) {
 	col := newBufferedSink(e.opts.Secrets)
 	res, err := e.execute(ctx, p, col)
 	if err != nil {
-		return nil, err
+		return nil, maskError(e.opts.Secrets, err)
 	}
 	if res == nil {
-		return nil, col.err // a setup or install step failed
+		return nil, col.err // a setup or install step failed; masked by the sink
 	}
 	col.fill(res, e.opts.MaxOutputSize)
 	return res, nil
@@ -60,7 +60,7 @@ func (e *Engine) ExecuteStream(ctx context.Context, req Request) (<-chan Event, 
 		s.flush()
 		switch {
 		case err != nil:
-			s.send(Event{Type: EventError, Data: err.Error(), Phase: PhaseCode})
+			s.send(Event{Type: EventError, Data: maskString(e.opts.Secrets, err.Error()), Phase: PhaseCode})
 			s.send(Event{Type: EventExit, Data: "1", Phase: PhaseCode})
 		case res == nil:
 			// setupFailed already sent error and exit events.

@@ -17,12 +17,14 @@ type bufferedSink struct {
 	stdout, stderr collector
 	exit           agent.Exit
 	err            error // a failed setup or install step
+	secrets        map[string]string
 }
 
 func newBufferedSink(secrets map[string]string) *bufferedSink {
 	return &bufferedSink{
-		stdout: collector{m: newMasker(secrets)},
-		stderr: collector{m: newMasker(secrets)},
+		secrets: secrets,
+		stdout:  collector{m: newMasker(secrets)},
+		stderr:  collector{m: newMasker(secrets)},
 	}
 }
 
@@ -38,7 +40,7 @@ func (b *bufferedSink) output(phase string, stream agent.Type, data []byte) {
 }
 
 func (b *bufferedSink) setupFailed(kind string, exit agent.Exit, stderr string) {
-	b.err = setupError(kind, exit, stderr)
+	b.err = setupError(kind, exit, maskString(b.secrets, stderr))
 }
 
 // setupError is the error of a failed setup script or package install
@@ -143,7 +145,7 @@ func (s *streamSink) setupFailed(kind string, exit agent.Exit, stderr string) {
 	code := exit.ExitCode
 	msg := fmt.Sprintf("Setup script failed (exit code %d)", code)
 	if kind == "install" {
-		msg = setupError(kind, exit, stderr).Error()
+		msg = setupError(kind, exit, maskString(s.secrets, stderr)).Error()
 	}
 	if exit.TimedOut {
 		code = 137
