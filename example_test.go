@@ -2,6 +2,7 @@ package isol8_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log"
 	"os"
@@ -12,9 +13,15 @@ import (
 )
 
 // The examples need root, containerd and the runtime images. Without them
-// (and outside `make test`, which sets ISOL8_TEST_STRICT) the package's tests
-// are skipped as a whole, because Go cannot skip a single Example.
+// (and outside `make test`, which sets ISOL8_TEST_STRICT), and always under
+// -short, the package's tests are skipped as a whole, because Go cannot skip
+// a single Example.
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("skipping isol8 examples: integration tests are skipped with -short")
+		os.Exit(0)
+	}
 	if os.Geteuid() != 0 && !testenv.Strict() {
 		fmt.Println("skipping isol8 examples: they need root and containerd (run `make test`)")
 		os.Exit(0)

@@ -2,6 +2,10 @@
 // runtime images) and skips with the cause and the fix when it is missing.
 // With ISOL8_TEST_STRICT=1 (set by `make test`) a missing requirement fails
 // the test instead, so CI can never pass by skipping.
+//
+// Integration tests are opt-in: under `go test -short` every MustHave* skips
+// at once, whatever the machine has, so a unit run (even as root on a host
+// with containerd) never starts sandboxes, builds images or starts daemons.
 package testenv
 
 import (
@@ -23,9 +27,19 @@ func missing(t testing.TB, format string, args ...any) {
 	t.Skipf(format+" (run `make test` to prepare the environment)", args...)
 }
 
+// Integration skips the test under `go test -short`. Every MustHave*
+// calls it; call it directly in an integration test that needs nothing else.
+func Integration(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: skipped with -short (run `make test` for the whole suite)")
+	}
+}
+
 // MustHaveRoot skips unless running as root.
 func MustHaveRoot(t testing.TB) {
 	t.Helper()
+	Integration(t)
 	if os.Geteuid() != 0 {
 		missing(t, "needs root")
 	}
@@ -34,6 +48,7 @@ func MustHaveRoot(t testing.TB) {
 // MustHaveCommand skips unless name is on PATH.
 func MustHaveCommand(t testing.TB, name string) {
 	t.Helper()
+	Integration(t)
 	if _, err := exec.LookPath(name); err != nil {
 		missing(t, "needs %s on PATH", name)
 	}
@@ -67,6 +82,7 @@ func listening(addr string) bool {
 // MustHaveContainerd skips unless root and a containerd socket answers.
 func MustHaveContainerd(t testing.TB) string {
 	t.Helper()
+	Integration(t)
 	MustHaveRoot(t)
 	addr := ContainerdAddress()
 	if !listening(addr) {
