@@ -51,6 +51,8 @@ type CleanupReport struct {
 	Failed        []string // "<id12>: <message>"
 	ImagesRemoved int
 	ImagesFailed  []string
+	// FIFOsRemoved counts FIFO directories of vanished sandboxes removed.
+	FIFOsRemoved int
 }
 
 // ContainerInfo describes one isol8 container.
@@ -91,6 +93,12 @@ func (e *Engine) Cleanup(ctx context.Context, o CleanupOptions) (*CleanupReport,
 			continue
 		}
 		rep.Removed++
+	}
+	// FIFO directories of sandboxes that crashed processes never removed.
+	if n, err := e.drv.PruneFIFOs(ctx); err != nil {
+		rep.Failed = append(rep.Failed, fmt.Sprintf("fifos: %v", err))
+	} else {
+		rep.FIFOsRemoved = n
 	}
 	for _, name := range rep.Images {
 		if err := image.Remove(withNS(ctx), e.drv.Client(), name); err != nil {

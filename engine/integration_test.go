@@ -93,12 +93,31 @@ func assertNothingLeft(t *testing.T, e *Engine, ids ...string) {
 		if strings.Contains(string(mounts), id) {
 			t.Errorf("mount of %s left behind", id)
 		}
-		for _, s := range []string{"-stdin", "-stdout", "-stderr"} {
-			if _, err := os.Stat("/run/isol8/fifo/" + id + s); err == nil {
-				t.Errorf("fifo %s%s left behind", id, s)
-			}
+		for _, p := range fifosOf(t, id) {
+			t.Errorf("fifo %s left behind", p)
 		}
 	}
+}
+
+// fifosOf returns every path below the FIFO directory that names sandbox
+// id, whatever layout created it.
+func fifosOf(t *testing.T, id string) []string {
+	t.Helper()
+	var found []string
+	root := filepath.Dir(ctrd.FIFOSetDir(id))
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), id) {
+			found = append(found, p)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return found
 }
 
 // noPool is the cold CLI path: every execution creates and removes its own

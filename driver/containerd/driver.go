@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -113,10 +112,7 @@ func (d *Driver) Create(ctx context.Context, req driver.CreateRequest) (_ driver
 		}
 	}()
 
-	if err := os.MkdirAll(fifoDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create fifo dir: %w", err)
-	}
-	fifos, err := cio.NewFIFOSetInDir(fifoDir, req.ID, false)
+	fifos, err := newFIFOSet(req.ID)
 	if err != nil {
 		return nil, fmt.Errorf("create fifos for %s: %w", req.ID, err)
 	}
@@ -269,8 +265,8 @@ func removeContainer(ctx context.Context, ctr client.Container) error {
 		return fmt.Errorf("delete container %s: %w", ctr.ID(), err)
 	}
 	// FIFOs of a container created by another process are ours to remove.
-	for _, suffix := range []string{"-stdin", "-stdout", "-stderr"} {
-		_ = os.Remove(filepath.Join(fifoDir, ctr.ID()+suffix))
+	if err := os.RemoveAll(FIFOSetDir(ctr.ID())); err != nil {
+		return fmt.Errorf("remove fifos of %s: %w", ctr.ID(), err)
 	}
 	return nil
 }

@@ -1,0 +1,93 @@
+package containerd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/errdefs"
+)
+
+// FIFOSetDir is the directory holding a sandbox's stdio FIFOs. It is named
+// after the container, unlike cio.NewFIFOSetInDir's random directory, so
+// that a process that did not create the sandbox (`isol8 cleanup`, or a
+// later run after a crash) can find and remove them.
+func FIFOSetDir(id string) string { return filepath.Join(fifoDir, id) }
+
+// newFIFOSet creates the FIFO directory of sandbox id and the set in it;
+// closing the set removes the directory.
+func newFIFOSet(id string) (*cio.FIFOSet, error) {
+	if strings.ContainsAny(id, `/\`) || id == "" || id == "." || id == ".." {
+		return nil, fmt.Errorf("invalid sandbox id %q: %w", id, errdefs.ErrInvalidArgument)
+	}
+	dir := FIFOSetDir(id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return cio.NewFIFOSet(cio.Config{
+		Stdin:  filepath.Join(dir, id+"-stdin"),
+		Stdout: filepath.Join(dir, id+"-stdout"),
+		Stderr: filepath.Join(dir, id+"-stderr"),
+	}, func() error { return os.RemoveAll(dir) }), nil
+}
+
+// PruneFIFOs removes FIFO directories whose container no longer exists:
+// those of processes that died before removing their sandboxes, and those
+// of earlier isol8 versions, which named the directory at random and the
+// FIFOs "<id>-stdin" inside it. It returns how many it removed.
+func (d *Driver) PruneFIFOs(ctx context.Context) (int, error) {
+	entries, err := os.ReadDir(fifoDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("list fifo dir: %w", err)
+	}
+	ctx = WithNamespace(ctx)
+	removed := 0
+	var errs []error
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(fifoDir, e.Name())
+		id := fifoOwner(dir)
+		if id == "" {
+			continue
+		}
+		_, err := d.client.ContainerService().Get(ctx, id)
+		if err == nil {
+			continue
+		}
+		if !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("look up container %s: %w", id, err))
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed++
+	}
+	return removed, errors.Join(errs...)
+}
+
+// fifoOwner returns the container id a FIFO directory belongs to, from the
+// "<id>-stdin" FIFO inside it, or "" when it holds none.
+func fifoOwner(dir string) string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return ""
+	}
+	for _, e := range entries {
+		if id, ok := strings.CutSuffix(e.Name(), "-stdin"); ok && id != "" {
+			return id
+		}
+	}
+	return ""
+}
