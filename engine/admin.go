@@ -19,12 +19,17 @@ type SetupOptions struct {
 // SetupImages builds the runtime images, or confirms they are up to date.
 // Progress goes to Options.Progress.
 func (e *Engine) SetupImages(ctx context.Context, o SetupOptions) error {
+	ctx, leave, err := e.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
 	if err := e.Start(ctx); err != nil {
 		return err
 	}
 	e.imageMu.Lock()
 	defer e.imageMu.Unlock()
-	_, err := image.Setup(withNS(ctx), e.drv.Client(), image.Options{
+	_, err = image.Setup(withNS(ctx), e.drv.Client(), image.Options{
 		Force:    o.Force,
 		Runtimes: o.Runtimes,
 		Progress: e.opts.Progress,
@@ -67,6 +72,11 @@ type ContainerInfo struct {
 // isol8.managed=true (and with Images every isol8-managed image). It never
 // touches anything without isol8's label.
 func (e *Engine) Cleanup(ctx context.Context, o CleanupOptions) (*CleanupReport, error) {
+	ctx, leave, err := e.enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	if err := e.Start(ctx); err != nil {
 		return nil, err
 	}

@@ -26,11 +26,20 @@ type Engine struct {
 	sem    chan struct{}
 	limits limits
 
-	startOnce sync.Once
-	startErr  error
-	drv       *ctrd.Driver
-	initPath  string
-	profile   *specs.LinuxSeccomp
+	// Start runs one attempt at a time on a context of its own; a failed
+	// attempt is retried by the next caller (lifecycle.go).
+	startMu  sync.Mutex
+	starting *startAttempt
+	started  bool
+	// inflight counts executions, file operations and prewarms; Stop
+	// waits for them (lifecycle.go).
+	inflight sync.WaitGroup
+	// stopCtx is cancelled when Stop gives up waiting for work in flight.
+	stopCtx    context.Context
+	stopCancel context.CancelFunc
+	drv        *ctrd.Driver
+	initPath   string
+	profile    *specs.LinuxSeccomp
 	// profileErr delivers the seccomp validation verdict once; profileOK
 	// keeps it.
 	profileErr  chan error
@@ -90,12 +99,15 @@ func New(opts Options) (*Engine, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = newMaskingLogger(log, opts.Secrets)
+	stopCtx, stopCancel := context.WithCancel(context.Background())
 	e := &Engine{
-		opts:   opts,
-		log:    log,
-		sem:    make(chan struct{}, opts.MaxConcurrent),
-		limits: l,
-		live:   map[string]*sandbox{},
+		stopCtx:    stopCtx,
+		stopCancel: stopCancel,
+		opts:       opts,
+		log:        log,
+		sem:        make(chan struct{}, opts.MaxConcurrent),
+		limits:     l,
+		live:       map[string]*sandbox{},
 	}
 	e.pool = newPool(e, opts.PoolStrategy, *opts.PoolSize)
 	return e, nil
@@ -183,13 +195,6 @@ func normalize(o *Options) error {
 	return nil
 }
 
-// Start connects to the backend, locates isol8-init and loads the seccomp
-// profile. It is safe to call more than once; executions call it lazily.
-func (e *Engine) Start(ctx context.Context) error {
-	e.startOnce.Do(func() { e.startErr = e.start(ctx) })
-	return e.startErr
-}
-
 func (e *Engine) start(ctx context.Context) error {
 	sec := e.opts.Security
 	profile, err := seccomp.Parse(sec.Seccomp, sec.CustomProfilePath)
@@ -221,8 +226,10 @@ func (e *Engine) start(ctx context.Context) error {
 	return nil
 }
 
-// Stop removes every sandbox the engine still holds (except those kept with
-// Persist) and closes the backend connection. It is idempotent.
+// Stop refuses new work, waits for the work in flight (cancelling it when
+// ctx ends first), then removes every sandbox the engine still holds (except
+// those kept with Persist) and closes the backend connection. It is
+// idempotent.
 func (e *Engine) Stop(ctx context.Context) error {
 	e.mu.Lock()
 	if e.stopped {
@@ -231,6 +238,8 @@ func (e *Engine) Stop(ctx context.Context) error {
 	}
 	e.stopped = true
 	e.mu.Unlock()
+	e.waitStart(ctx)
+	e.waitInflight(ctx)
 	e.pool.drain(ctx)
 	e.pmu.Lock()
 	e.persistent = nil

@@ -82,6 +82,11 @@ var errSetupFailed = errors.New("setup failed")
 // plan. It returns a nil result without error when a setup step failed and
 // the sink reported it.
 func (e *Engine) execute(ctx context.Context, p *plan, s sink) (*Result, error) {
+	ctx, leave, err := e.enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	if err := e.Start(ctx); err != nil {
 		return nil, err
 	}

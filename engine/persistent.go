@@ -71,6 +71,11 @@ func (e *Engine) PutFile(ctx context.Context, path string, data []byte) error {
 	if err != nil {
 		return err
 	}
+	ctx, leave, err := e.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
 	if len(data) > MaxFilesBytes {
 		return invalidf("file exceeds the limit of %d bytes", MaxFilesBytes)
 	}
@@ -93,6 +98,11 @@ func (e *Engine) GetFile(ctx context.Context, path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	ctx, leave, err := e.enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	e.pmu.Lock()
 	defer e.pmu.Unlock()
 	sb, err := e.persistentSandbox()
@@ -123,6 +133,11 @@ func confinedPath(p string) (string, error) {
 // missing base images first. It does nothing in persistent mode or when
 // pooling is disabled.
 func (e *Engine) Prewarm(ctx context.Context, runtimeNames ...string) error {
+	ctx, leave, err := e.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
 	if err := e.Start(ctx); err != nil {
 		return err
 	}
