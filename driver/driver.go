@@ -22,6 +22,9 @@ const (
 	// LabelPID records the process that created a sandbox, so orphans of a
 	// crashed process can be told apart from sandboxes in use.
 	LabelPID = "isol8.pid"
+	// LabelPIDStart is that process's start time (clock ticks after boot),
+	// so a recycled pid is not taken for the creator.
+	LabelPIDStart = "isol8.pid.start"
 )
 
 // CreateRequest describes one sandbox.

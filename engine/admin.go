@@ -50,7 +50,12 @@ type CleanupOptions struct {
 
 // CleanupReport lists what Cleanup found and removed.
 type CleanupReport struct {
-	Containers    []ContainerInfo
+	// Containers are the sandboxes no running process uses: left by a
+	// crash, kept with Persist, or made by an older isol8.
+	Containers []ContainerInfo
+	// InUse are sandboxes whose creating process still runs (a server's
+	// pool, a run in progress); Cleanup never removes them.
+	InUse         []ContainerInfo
 	Images        []string
 	Removed       int
 	Failed        []string // "<id12>: <message>"
@@ -66,11 +71,15 @@ type ContainerInfo struct {
 	Image   string
 	Running bool
 	Created time.Time
+	// OwnerPID is the running process that uses the sandbox (InUse only).
+	OwnerPID int
 }
 
 // Cleanup lists, and unless DryRun removes, every container labelled
-// isol8.managed=true (and with Images every isol8-managed image). It never
-// touches anything without isol8's label.
+// isol8.managed=true whose creating process no longer runs (and with Images
+// every isol8-managed image). Sandboxes a running process still uses are
+// reported in InUse and left alone. It never touches anything without
+// isol8's label.
 func (e *Engine) Cleanup(ctx context.Context, o CleanupOptions) (*CleanupReport, error) {
 	ctx, leave, err := e.enter(ctx)
 	if err != nil {
@@ -86,9 +95,19 @@ func (e *Engine) Cleanup(ctx context.Context, o CleanupOptions) (*CleanupReport,
 	}
 	rep := &CleanupReport{}
 	for _, c := range infos {
-		rep.Containers = append(rep.Containers, ContainerInfo{ID: c.ID, Image: c.Image, Running: c.Running, Created: c.Created})
+		info := ContainerInfo{ID: c.ID, Image: c.Image, Running: c.Running, Created: c.Created}
+		if pid, alive := ownerAlive(c.Labels); alive {
+			info.OwnerPID = pid
+			rep.InUse = append(rep.InUse, info)
+			continue
+		}
+		rep.Containers = append(rep.Containers, info)
 	}
-	sort.Slice(rep.Containers, func(i, j int) bool { return rep.Containers[i].Created.Before(rep.Containers[j].Created) })
+	byCreation := func(list []ContainerInfo) {
+		sort.Slice(list, func(i, j int) bool { return list[i].Created.Before(list[j].Created) })
+	}
+	byCreation(rep.Containers)
+	byCreation(rep.InUse)
 	if o.Images {
 		if rep.Images, err = image.List(withNS(ctx), e.drv.Client()); err != nil {
 			return nil, err

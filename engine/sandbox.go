@@ -7,8 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"os"
-	"strconv"
 	"time"
 
 	"github.com/isol8/isol8/agent"
@@ -68,7 +66,8 @@ func (e *Engine) newSandbox(ctx context.Context, image, runtime string) (_ *sand
 		return nil, invalid(err)
 	}
 	id := newSandboxID()
-	labels := map[string]string{driver.LabelManaged: "true", driver.LabelPID: strconv.Itoa(os.Getpid())}
+	labels := ownerLabels()
+	labels[driver.LabelManaged] = "true"
 	if runtime != "" {
 		labels[driver.LabelRuntime] = runtime
 	}

@@ -281,6 +281,10 @@ func TestCleanup(t *testing.T) {
 		{"forced with failure", []string{"--force"}, "", two,
 			&engine.CleanupReport{Removed: 1, Failed: []string{"fedcba987654: device busy"}},
 			listing + "Removed 1 container(s), 1 failed\n  Failed to remove fedcba987654: device busy\n", 2},
+		{"in use skipped", []string{"--force"}, "",
+			&engine.CleanupReport{InUse: []engine.ContainerInfo{{ID: "aaaabbbbccccdddd", Image: "isol8:bash", Running: true, OwnerPID: 4242}}},
+			nil, "Skipping 1 container(s) in use by running processes (stop them first to remove these):\n" +
+				"  ⏭️ aaaabbbbcccc | isol8:bash | in use by pid 4242\nNo isol8 containers found\n", 1},
 		{"images", []string{"--images"}, "y\n",
 			&engine.CleanupReport{Images: []string{"isol8:python", "isol8:node"}},
 			&engine.CleanupReport{ImagesRemoved: 1, ImagesFailed: []string{"isol8:node: in use"}},

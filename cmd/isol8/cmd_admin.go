@@ -66,14 +66,15 @@ func (a *app) cleanupCommand(g *globals) *cobra.Command {
 		Use:   "cleanup",
 		Short: "Remove isol8 containers (and images)",
 		Long: "List every container isol8 created (running or stopped), and with --images every\n" +
-			"isol8 image, then remove them after confirmation.",
+			"isol8 image, then remove them after confirmation. Containers whose creating process\n" +
+			"still runs (a server's pool, a run in progress) are listed as skipped and never removed.",
 		Args:        maxArgs(0),
 		Annotations: needsConfig,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return a.cleanup(c.Context(), g, force, images)
 		},
 	}
-	c.Flags().BoolVar(&force, "force", false, "remove without asking for confirmation")
+	c.Flags().BoolVar(&force, "force", false, "remove without asking for confirmation (containers in use are still skipped)")
 	c.Flags().BoolVar(&images, "images", false, "also remove isol8 images")
 	return c
 }
@@ -105,6 +106,7 @@ func (a *app) cleanup(ctx context.Context, g *globals, force, images bool) error
 	if err != nil {
 		return fail(err)
 	}
+	a.printInUse(found.InUse)
 	if len(found.Containers) == 0 && (!images || len(found.Images) == 0) {
 		if images {
 			fmt.Fprintln(a.stdout, "No isol8 containers or images found")
@@ -170,6 +172,18 @@ func (a *app) cleanup(ctx context.Context, g *globals, force, images bool) error
 		}
 	}
 	return nil // failures are listed; like the reference, cleanup still exits 0
+}
+
+// printInUse lists the sandboxes cleanup leaves alone because a running
+// process (a server, a run in progress) still uses them.
+func (a *app) printInUse(inUse []engine.ContainerInfo) {
+	if len(inUse) == 0 {
+		return
+	}
+	fmt.Fprintf(a.stdout, "Skipping %d container(s) in use by running processes (stop them first to remove these):\n", len(inUse))
+	for _, c := range inUse {
+		fmt.Fprintf(a.stdout, "  ⏭️ %s | %s | in use by pid %d\n", short12(c.ID), c.Image, c.OwnerPID)
+	}
 }
 
 func (a *app) configCommand(g *globals) *cobra.Command {

@@ -1,0 +1,65 @@
+package engine
+
+import (
+	"testing"
+
+	containersapi "github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/errdefs"
+
+	"github.com/isol8/isol8/driver"
+	ctrd "github.com/isol8/isol8/driver/containerd"
+)
+
+// Cleanup removes sandboxes no running process uses and never one a live
+// process still holds. Before, it removed every isol8 container, a running
+// server's pool included.
+func TestCleanupSkipsSandboxesInUse(t *testing.T) {
+	e := newTestEngine(t, Options{Persist: true, PoolSize: noPool})
+	mustHaveImage(t, e, "bash")
+	inUse := run(t, e, Request{Runtime: "bash", Code: "true"}).ContainerID
+	orphan := run(t, e, Request{Runtime: "bash", Code: "true"}).ContainerID
+
+	// Make the second look like the sandbox of a process that crashed.
+	ctx := withNS(t.Context())
+	drv, err := ctrd.New(ctx, ctrd.Config{Address: e.opts.Containerd.Address})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer drv.Close()
+	t.Cleanup(func() { _ = drv.Remove(ctx, inUse) })
+	c, err := drv.Client().ContainerService().Get(ctx, orphan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Labels[driver.LabelPID] = "2147483646"
+	if _, err := drv.Client().ContainerService().Update(ctx, containersapi.Container{ID: orphan, Labels: c.Labels}, "labels"); err != nil {
+		t.Fatal(err)
+	}
+
+	rep, err := e.Cleanup(t.Context(), CleanupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasContainer(rep.InUse, inUse) || hasContainer(rep.Containers, inUse) {
+		t.Errorf("sandbox %s of this live process not reported in use: %+v", inUse, rep)
+	}
+	if !hasContainer(rep.Containers, orphan) {
+		t.Errorf("orphan %s not listed for removal: %+v", orphan, rep)
+	}
+	if _, err := drv.Client().ContainerService().Get(ctx, inUse); err != nil {
+		t.Errorf("cleanup removed sandbox %s in use: %v", inUse, err)
+	}
+	if _, err := drv.Client().ContainerService().Get(ctx, orphan); !errdefs.IsNotFound(err) {
+		t.Errorf("orphan %s still there: %v", orphan, err)
+	}
+	assertNothingLeft(t, e, orphan)
+}
+
+func hasContainer(list []ContainerInfo, id string) bool {
+	for _, c := range list {
+		if c.ID == id {
+			return true
+		}
+	}
+	return false
+}
