@@ -5,7 +5,7 @@ BIN     := bin
 INITBIN := internal/initbin/bin/isol8-init
 export PATH := $(dir $(GO)):$(PATH)
 
-.PHONY: all build deps images demo test test-unit bench vet fmt clean
+.PHONY: all build deps images demo test test-unit test-race bench vet staticcheck fmt clean
 
 all: build
 
@@ -40,12 +40,21 @@ test: images
 test-unit:
 	$(GO) test -count=1 -short ./...
 
+# Unit tests under the race detector (cgo, so libseccomp headers: deps).
+test-race: deps
+	$(GO) test -count=1 -short -race ./...
+
 bench: images
 	$(GO) run ./bench -isol8 $(CURDIR)/$(BIN)/isol8
 
 vet:
 	$(GO) vet ./...
 	GOOS=darwin $(GO) vet ./...
+
+STATICCHECK_VERSION := v0.8.2
+staticcheck:
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$$($(GO) env GOPATH)/bin/staticcheck ./...
 
 fmt:
 	gofmt -l -w $$(git ls-files '*.go')

@@ -377,20 +377,18 @@ func TestCancelLeavesNothing(t *testing.T) {
 	mustHaveImage(t, e, "bash")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var ids []string
-	go func() {
-		// Cancel once the sandbox exists and the program runs.
-		for len(ids) == 0 {
-			time.Sleep(50 * time.Millisecond)
-			ids = liveIDs(e)
-		}
-		time.Sleep(500 * time.Millisecond)
-		cancel()
-	}()
+	events, err := e.ExecuteStream(ctx, Request{Runtime: "bash", Code: "echo started; sleep 60"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cancel once the sandbox exists and the program runs.
+	if ev := <-events; ev.Data != "started\n" {
+		t.Fatalf("first event %+v", ev)
+	}
+	ids := liveIDs(e)
 	start := time.Now()
-	_, err := e.Execute(ctx, Request{Runtime: "bash", Code: "sleep 60"})
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("err %v", err)
+	cancel()
+	for range events { // the stream ends once the sandbox is gone
 	}
 	if took := time.Since(start); took > 10*time.Second {
 		t.Fatalf("cancel took %s", took)

@@ -16,8 +16,7 @@ func maskString(secrets map[string]string, s string) string {
 	if len(secrets) == 0 || s == "" {
 		return s
 	}
-	m := newMasker(secrets)
-	return string(append(m.write([]byte(s)), m.flush(false)...))
+	return string(newMasker(secrets).maskAll([]byte(s)))
 }
 
 // maskedError shows a masked message and keeps the original error in its

@@ -41,6 +41,12 @@ func (m *masker) write(p []byte) []byte {
 		if idx < 0 {
 			break
 		}
+		// A secret that may still be completing at the end of the buffer
+		// and begins at or before this match wins over it once complete
+		// (earliest first, then longest), so the match must wait.
+		if keep := m.pendingPrefix(m.buf); keep > 0 && len(m.buf)-keep <= idx {
+			break
+		}
 		out = append(out, m.buf[:idx]...)
 		out = append(out, mask...)
 		m.buf = m.buf[idx+n:]
@@ -51,6 +57,19 @@ func (m *masker) write(p []byte) []byte {
 	return out
 }
 
+// maskAll masks every complete secret in b, for text known to be whole.
+func (m *masker) maskAll(b []byte) []byte {
+	var out []byte
+	for {
+		idx, n := m.earliest(b)
+		if idx < 0 {
+			return append(out, b...)
+		}
+		out = append(append(out, b[:idx]...), mask...)
+		b = b[idx+n:]
+	}
+}
+
 // flush releases the held-back tail. When the output was cut short the tail
 // may be the start of a secret that never finished, so it is masked.
 func (m *masker) flush(cut bool) []byte {
@@ -59,7 +78,8 @@ func (m *masker) flush(cut bool) []byte {
 	if cut && len(tail) > 0 {
 		return append([]byte(nil), mask...)
 	}
-	return tail
+	// The tail may hold a complete secret that waited for a longer one.
+	return m.maskAll(tail)
 }
 
 // earliest finds the first occurrence of any secret (the longest at a tie).

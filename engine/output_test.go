@@ -29,6 +29,11 @@ func TestMasker(t *testing.T) {
 		{"prefix only", sec, []string{"sk-12", "3"}, "sk-123"},
 		{"two secrets", map[string]string{"A": "alpha", "B": "beta"}, []string{"alpha and beta"}, "*** and ***"},
 		{"overlapping secrets", map[string]string{"A": "abc", "B": "abcdef"}, []string{"xabcdefx"}, "x***x"},
+		// Found by FuzzMasker: a shorter secret inside a longer one split
+		// across chunks was masked before the longer one completed.
+		{"inner secret waits for the outer", map[string]string{"A": "s3cr3t", "B": "cr3"}, []string{"x s3c", "r3", "t y"}, "x *** y"},
+		{"shorter secret at the same place", map[string]string{"A": "ab", "B": "abcd"}, []string{"ab", "c", "d!"}, "***!"},
+		{"shorter secret kept when the longer never comes", map[string]string{"A": "ab", "B": "abcd"}, []string{"ab", "c"}, "***c"},
 		{"empty secret ignored", map[string]string{"A": ""}, []string{"text"}, "text"},
 		{"no secrets", nil, []string{"a", "b"}, "ab"},
 	}

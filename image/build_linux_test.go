@@ -120,10 +120,11 @@ func TestWriteDirTarOverlay(t *testing.T) {
 	os.MkdirAll(filepath.Join(up, "etc/fresh"), 0o755)
 	os.MkdirAll(filepath.Join(up, "etc/opaque"), 0o755)
 	os.WriteFile(filepath.Join(up, "etc/opaque/new"), []byte("x"), 0o644)
-	if err := unix.Mknod(filepath.Join(up, "etc/gone"), unix.S_IFCHR|0o000, 0); err != nil {
+	// Whiteouts: character devices 0/0 with no permissions.
+	if err := unix.Mknod(filepath.Join(up, "etc/gone"), unix.S_IFCHR, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.Mknod(filepath.Join(up, "etc/phantom"), unix.S_IFCHR|0o000, 0); err != nil {
+	if err := unix.Mknod(filepath.Join(up, "etc/phantom"), unix.S_IFCHR, 0); err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range []string{"etc/opaque", "etc/fresh"} {

@@ -1,12 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,7 +43,7 @@ func isol8Binary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "isol8")
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", binPath, ".")
+		cmd := exec.Command(testenv.GoTool(), "build", "-o", binPath, ".")
 		if binOut, binErr = cmd.CombinedOutput(); binErr != nil {
 			return
 		}
@@ -162,24 +163,39 @@ func TestE2ERun(t *testing.T) {
 func TestE2ESigintLeavesNothing(t *testing.T) {
 	testenv.MustHaveRoot(t)
 	cmd := isol8Cmd(t, "", "run", "-r", "bash", "-e", "echo started; sleep 60")
-	var out bytes.Buffer
-	cmd.Stdout = &out
+	// A pipe of our own (not StdoutPipe, which Wait closes under a reader).
+	stdout, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdout.Close()
+	cmd.Stdout = w
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(out.String(), "started") {
-		if time.Now().After(deadline) {
+	w.Close()
+	// Signal once the program runs: its first line says so.
+	line := make(chan string, 1)
+	go func() {
+		l, _ := bufio.NewReader(stdout).ReadString('\n')
+		line <- l
+		io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case l := <-line:
+		if l != "started\n" {
 			cmd.Process.Kill()
-			t.Fatalf("program never started; stdout %q", out.String())
+			t.Fatalf("first line %q, want started", l)
 		}
-		time.Sleep(50 * time.Millisecond)
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("program never started")
 	}
 	start := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	err := cmd.Wait()
+	err = cmd.Wait()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
 		t.Fatalf("exit after SIGINT: %v", err)
 	}

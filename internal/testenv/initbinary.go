@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 )
@@ -15,6 +14,15 @@ var (
 	initErr  error
 	initOut  []byte
 )
+
+// GoTool returns the go command that builds test binaries: the one on PATH,
+// else the toolchain's usual place.
+func GoTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return "/usr/local/go/bin/go"
+}
 
 // InitBinary builds isol8-init once per test binary (static, like `make
 // build` does) and returns its path. ISOL8_INIT_PATH overrides the build.
@@ -30,11 +38,7 @@ func InitBinary(t testing.TB) string {
 			return
 		}
 		initPath = filepath.Join(dir, "isol8-init")
-		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(goBin); err != nil {
-			goBin = "go"
-		}
-		cmd := exec.Command(goBin, "build", "-trimpath", "-o", initPath, "github.com/isol8/isol8/cmd/isol8-init")
+		cmd := exec.Command(GoTool(), "build", "-trimpath", "-o", initPath, "github.com/isol8/isol8/cmd/isol8-init")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		initOut, initErr = cmd.CombinedOutput()
 	})
