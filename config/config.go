@@ -14,7 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/containerd/errdefs"
+	"github.com/isol8/isol8/api"
 )
 
 // File names searched by Load, in order (surface.md §2.1).
@@ -275,7 +275,7 @@ func load(path string, origin Origin, uid int) (*Config, error) {
 func Parse(data []byte) (*Config, error) {
 	c := Defaults()
 	if err := c.merge(data); err != nil {
-		return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		return nil, api.InvalidArgument(err)
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -313,7 +313,7 @@ func readFile(path string) ([]byte, fs.FileInfo, error) {
 }
 
 func invalidFile(path, reason string) error {
-	return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("Invalid config file %s: %s", path, reason))
+	return api.InvalidArgumentf("Invalid config file %s: %s", path, reason)
 }
 
 // Path returns the absolute path of the loaded file, or "" when the

@@ -10,7 +10,7 @@ import (
 	"regexp"
 	"strconv"
 
-	"github.com/containerd/errdefs"
+	"github.com/isol8/isol8/api"
 )
 
 // maxSafeInt is the largest integer a JSON number carries exactly
@@ -409,7 +409,7 @@ func (d *decoder) prebuiltImages(top map[string]any, dst *[]PrebuiltImage) error
 // error (invalid-argument class) names the offending key.
 func (c *Config) Validate() error {
 	if err := c.validate(); err != nil {
-		return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		return api.InvalidArgument(err)
 	}
 	return nil
 }

@@ -1,13 +1,12 @@
 package config
 
 import (
-	"fmt"
 	"math"
 	"regexp"
 	"strconv"
 	"strings"
 
-	"github.com/containerd/errdefs"
+	"github.com/isol8/isol8/api"
 )
 
 var memoryLimitRE = regexp.MustCompile(`(?i)^(\d+(?:\.\d+)?)\s*([kmgt]?)b?$`)
@@ -20,12 +19,11 @@ var memoryLimitRE = regexp.MustCompile(`(?i)^(\d+(?:\.\d+)?)\s*([kmgt]?)b?$`)
 func ParseMemoryLimit(s string) (int64, error) {
 	m := memoryLimitRE.FindStringSubmatch(s)
 	if m == nil {
-		return 0, errdefs.ErrInvalidArgument.WithMessage(
-			fmt.Sprintf("Invalid memory limit format: %q. Use e.g. \"512m\", \"1g\".", s))
+		return 0, api.InvalidArgumentf("Invalid memory limit format: %q. Use e.g. \"512m\", \"1g\".", s)
 	}
 	v, err := strconv.ParseFloat(m[1], 64)
 	if err != nil || math.IsInf(v, 0) {
-		return 0, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("Memory limit too large: %q", s))
+		return 0, api.InvalidArgumentf("Memory limit too large: %q", s)
 	}
 	shift := 0
 	if m[2] != "" {
@@ -33,7 +31,7 @@ func ParseMemoryLimit(s string) (int64, error) {
 	}
 	v = math.Floor(v * math.Pow(1024, float64(shift)))
 	if v >= math.MaxInt64 {
-		return 0, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("Memory limit too large: %q", s))
+		return 0, api.InvalidArgumentf("Memory limit too large: %q", s)
 	}
 	return int64(v), nil
 }

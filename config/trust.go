@@ -7,7 +7,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/containerd/errdefs"
+	"github.com/isol8/isol8/api"
 )
 
 // Origin says how a config file was found, which decides how far it may
@@ -82,8 +82,8 @@ func untrusted(path string, keys []string, reason string) error {
 	if len(keys) > 1 {
 		verb = "weaken"
 	}
-	return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf(
-		"Untrusted config file %s: %s %s the sandbox; %s", path, strings.Join(quoted, ", "), verb, reason))
+	return api.InvalidArgumentf(
+		"Untrusted config file %s: %s %s the sandbox; %s", path, strings.Join(quoted, ", "), verb, reason)
 }
 
 func fileOwner(st fs.FileInfo) (uint32, bool) {

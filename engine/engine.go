@@ -6,13 +6,14 @@ package engine
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"log/slog"
 	"sync"
 
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/isol8/isol8/api"
 	"github.com/isol8/isol8/config"
 	ctrd "github.com/isol8/isol8/driver/containerd"
 	"github.com/isol8/isol8/internal/initbin"
@@ -296,7 +297,7 @@ func (e *Engine) profileOK(ctx context.Context) error {
 }
 
 // errStopped is returned for work asked of a stopped engine.
-var errStopped = errdefs.ErrUnavailable.WithMessage("engine is stopped")
+var errStopped = api.Unavailable(errors.New("engine is stopped"))
 
 func (e *Engine) writableRoot() bool {
 	return e.opts.ReadonlyRootFs != nil && !*e.opts.ReadonlyRootFs
@@ -306,9 +307,9 @@ func invalid(err error) error {
 	if errdefs.IsInvalidArgument(err) {
 		return err
 	}
-	return fmt.Errorf("%w", errdefs.ErrInvalidArgument.WithMessage(err.Error()))
+	return api.InvalidArgument(err)
 }
 
 func invalidf(format string, args ...any) error {
-	return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf(format, args...))
+	return api.InvalidArgumentf(format, args...)
 }

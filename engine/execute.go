@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/isol8/isol8/agent"
+	"github.com/isol8/isol8/api"
 	"github.com/isol8/isol8/image"
 )
 
@@ -240,7 +241,7 @@ func (e *Engine) ensureImage(ctx context.Context, name, runtime string) error {
 		return nil
 	}
 	if e.opts.Image != "" || name != image.Name(runtime) {
-		return fmt.Errorf("image %s not found: %w", name, errdefs.ErrNotFound)
+		return api.NotFoundf("image %s not found", name)
 	}
 	e.imageMu.Lock()
 	defer e.imageMu.Unlock()

@@ -4,15 +4,15 @@ package image
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 
-	"github.com/containerd/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/isol8/isol8/api"
 )
 
-var errNotLinux = fmt.Errorf("building isol8 images needs Linux: %w", errdefs.ErrNotImplemented)
+var errNotLinux = api.NotImplementedf("building isol8 images needs Linux")
 
 func buildBaseRootfs(context.Context, baseBuild) error { return errNotLinux }
 

@@ -16,6 +16,8 @@ import (
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/isol8/isol8/api"
 )
 
 // DefaultCacheDir holds the build cache when Options.CacheDir is empty.
@@ -189,7 +191,7 @@ func (b *builder) acquire(ctx context.Context) error {
 		return nil
 	}
 	if os.Geteuid() != 0 {
-		return fmt.Errorf("building images needs root: %w", errdefs.ErrPermissionDenied)
+		return api.PermissionDeniedf("building images needs root")
 	}
 	if err := os.MkdirAll(b.cacheDir, 0o755); err != nil {
 		return fmt.Errorf("create cache dir: %w", err)
@@ -360,7 +362,7 @@ func (b *builder) build(ctx context.Context, rt string) error {
 // as is) and pushes the layer made from them.
 func (b *builder) npmLayer(ctx context.Context, r recipe) (ocispec.Descriptor, error) {
 	if len(r.NPM) > 0 && !npmArchSupported() {
-		return ocispec.Descriptor{}, fmt.Errorf("pinned npm packages are linux/amd64 only: %w", errdefs.ErrNotImplemented)
+		return ocispec.Descriptor{}, api.NotImplementedf("pinned npm packages are linux/amd64 only")
 	}
 	paths := map[npmPackage]string{}
 	var missing []npmPackage

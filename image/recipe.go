@@ -8,7 +8,7 @@ import (
 	"runtime"
 	"slices"
 
-	"github.com/containerd/errdefs"
+	"github.com/isol8/isol8/api"
 )
 
 // recipeVersion changes whenever the build code changes what it produces
@@ -172,7 +172,7 @@ func selectRuntimes(names []string) ([]string, error) {
 	}
 	for _, n := range names {
 		if !slices.Contains(Runtimes, n) {
-			return nil, fmt.Errorf("unknown runtime %q (want one of %v): %w", n, Runtimes, errdefs.ErrInvalidArgument)
+			return nil, api.InvalidArgumentf("unknown runtime %q (want one of %v)", n, Runtimes)
 		}
 	}
 	var out []string

@@ -19,6 +19,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/isol8/isol8/api"
 )
 
 // List returns the names of the images carrying isol8.managed=true in the
@@ -50,7 +52,7 @@ func Remove(ctx context.Context, c *client.Client, name string) error {
 		return fmt.Errorf("remove image %s: %w", name, err)
 	}
 	if img.Labels[LabelManaged] != "true" {
-		return fmt.Errorf("remove image %s: not managed by isol8: %w", name, errdefs.ErrFailedPrecondition)
+		return api.FailedPreconditionf("remove image %s: not managed by isol8", name)
 	}
 	if err := is.Delete(ctx, name, images.SynchronousDelete()); err != nil {
 		return fmt.Errorf("remove image %s: %w", name, err)

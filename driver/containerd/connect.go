@@ -12,7 +12,8 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/errdefs"
+
+	"github.com/isol8/isol8/api"
 )
 
 // Locations.
@@ -53,7 +54,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 		rt = "runc"
 	}
 	if _, err := exec.LookPath(rt); err != nil {
-		return nil, fmt.Errorf("OCI runtime %q not found: install it (apt-get install runc) or set containerd.runtime: %w", rt, errdefs.ErrUnavailable)
+		return nil, api.Unavailablef("OCI runtime %q not found: install it (apt-get install runc) or set containerd.runtime", rt)
 	}
 	addr, explicit := cfg.Address, true
 	if addr == "" {
@@ -82,7 +83,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 }
 
 func unreachable(addr string) error {
-	return fmt.Errorf("containerd unreachable at %s: start it or install it: %w", addr, errdefs.ErrUnavailable)
+	return api.Unavailablef("containerd unreachable at %s: start it or install it", addr)
 }
 
 func listening(addr string) bool {

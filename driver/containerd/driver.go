@@ -22,6 +22,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/image-spec/identity"
 
+	"github.com/isol8/isol8/api"
 	"github.com/isol8/isol8/driver"
 )
 
@@ -88,7 +89,7 @@ func (d *Driver) Create(ctx context.Context, req driver.CreateRequest) (_ driver
 
 	spec := req.Spec
 	if spec.Root == nil || spec.Root.Path == "" {
-		return nil, fmt.Errorf("create %s: %w: spec has no root", req.ID, errdefs.ErrInvalidArgument)
+		return nil, api.InvalidArgumentf("create %s: spec has no root", req.ID)
 	}
 	if spec.Linux != nil && spec.Linux.CgroupsPath == "" {
 		spec.Linux.CgroupsPath = "/isol8/" + req.ID

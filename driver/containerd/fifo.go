@@ -11,6 +11,8 @@ import (
 
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
+
+	"github.com/isol8/isol8/api"
 )
 
 // FIFOSetDir is the directory holding a sandbox's stdio FIFOs. It is named
@@ -23,7 +25,7 @@ func FIFOSetDir(id string) string { return filepath.Join(fifoDir, id) }
 // closing the set removes the directory.
 func newFIFOSet(id string) (*cio.FIFOSet, error) {
 	if strings.ContainsAny(id, `/\`) || id == "" || id == "." || id == ".." {
-		return nil, fmt.Errorf("invalid sandbox id %q: %w", id, errdefs.ErrInvalidArgument)
+		return nil, api.InvalidArgumentf("invalid sandbox id %q", id)
 	}
 	dir := FIFOSetDir(id)
 	if err := os.MkdirAll(dir, 0o700); err != nil {

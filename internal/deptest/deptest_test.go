@@ -1,0 +1,87 @@
+// Package deptest keeps the package arrows of the architecture: what may
+// import what. It asks `go list -deps` (as tailscale's tstest/deptest does),
+// so a forbidden import anywhere in a package's closure fails the build's
+// tests, not a review.
+package deptest
+
+import (
+	"encoding/json"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/isol8/isol8/internal/testenv"
+)
+
+const module = "github.com/isol8/isol8"
+
+type listed struct {
+	ImportPath string
+	Standard   bool
+	Deps       []string
+	CgoFiles   []string
+}
+
+// deps returns the import paths a package depends on, transitively, and
+// whether any of them (or the package) uses cgo.
+func deps(t *testing.T, pkg string) (all []string, cgo []string) {
+	t.Helper()
+	cmd := exec.Command(testenv.GoTool(), "list", "-deps", "-json", pkg)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list %s: %v", pkg, err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for {
+		var p listed
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if p.ImportPath != pkg {
+			all = append(all, p.ImportPath)
+		}
+		if len(p.CgoFiles) > 0 {
+			cgo = append(cgo, p.ImportPath)
+		}
+	}
+	return all, cgo
+}
+
+// TestLeafPackages: the public API types and the agent protocol import only
+// the standard library and no cgo, so a remote client built on them stays
+// light (no containerd, gRPC or libseccomp).
+func TestLeafPackages(t *testing.T) {
+	for _, pkg := range []string{module + "/api", module + "/agent"} {
+		all, cgo := deps(t, pkg)
+		for _, d := range all {
+			if d == "C" || strings.Contains(strings.SplitN(d, "/", 2)[0], ".") {
+				t.Errorf("%s imports non-standard package %s", pkg, d)
+			}
+		}
+		if len(cgo) > 0 {
+			t.Errorf("%s pulls in cgo through %v", pkg, cgo)
+		}
+	}
+}
+
+// TestForbiddenArrows lists imports the architecture forbids.
+func TestForbiddenArrows(t *testing.T) {
+	for _, rule := range []struct {
+		pkg, forbidden, why string
+	}{
+		{module + "/config", module + "/engine", "config is read by everyone and imports no other isol8 package"},
+		{module + "/runtimes", module + "/driver", "runtime adapters know nothing of backends"},
+		{module + "/oci", module + "/driver", "specs are built without a backend"},
+		{module + "/seccomp", module + "/driver", "profiles are built without a backend"},
+	} {
+		all, _ := deps(t, rule.pkg)
+		for _, d := range all {
+			if d == rule.forbidden || strings.HasPrefix(d, rule.forbidden+"/") {
+				t.Errorf("%s imports %s: %s", rule.pkg, d, rule.why)
+			}
+		}
+	}
+}
