@@ -35,9 +35,8 @@ type Exec struct {
 	Env  []string `json:"env,omitempty"`
 	// Dir is the working directory; it must be inside SandboxDir.
 	Dir string `json:"dir,omitempty"`
-	// UID and GID of the process. Zero values mean SandboxUID/SandboxGID;
-	// running as root must be asked for with Root.
-	Root bool `json:"root,omitempty"`
+	// The process always runs as SandboxUID/SandboxGID with no capability
+	// (bounding set included): the protocol has no way to ask for root.
 	// TimeoutMs kills the whole process group after this long (0: none).
 	TimeoutMs int64 `json:"timeoutMs,omitempty"`
 	// MaxOutput caps the bytes forwarded per stream (0: unlimited). Output past
