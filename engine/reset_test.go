@@ -1,8 +1,17 @@
 package engine
 
 import (
+	"bytes"
+	"context"
+	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/isol8/isol8/agent"
+	"github.com/isol8/isol8/image"
 )
 
 // Regression tests for the fast pool's reset: run A plants state through one
@@ -201,4 +210,97 @@ print("mtime recent", abs(time.time() - st.st_mtime) < 3600, "atime recent", abs
 	if out != want {
 		t.Fatalf("run B sees run A's marks on /sandbox:\n%s\nwant:\n%s", out, want)
 	}
+}
+
+// TestResetCost measures the reset (the engine's round trip to the agent's
+// whole checklist) over 50 resets of one sandbox, each after a small
+// execution, and logs p50/p95 overall and per item. Run with -v to see them.
+func TestResetCost(t *testing.T) {
+	e := newTestEngine(t, Options{PoolSize: noPool})
+	mustHaveImage(t, e, "bash")
+	sb, err := e.newSandbox(t.Context(), image.Name("bash"), "bash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.destroy(context.Background(), sb)
+	const n = 50
+	var total []time.Duration
+	perItem := map[string][]time.Duration{}
+	for i := 0; i < n; i++ {
+		ex := agent.Exec{Argv: []string{"sh", "-c", "echo x > /sandbox/f; sleep 0.001 & true"}, Dir: agent.SandboxDir}
+		if _, err := sb.conn.exec(t.Context(), ex, nil, 10*time.Second, nil); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		rep, err := sb.conn.reset(t.Context())
+		total = append(total, time.Since(start))
+		if err != nil {
+			t.Fatalf("reset %d: %v", i, err)
+		}
+		for _, it := range rep.Items {
+			perItem[it.Name] = append(perItem[it.Name], time.Duration(it.Micros)*time.Microsecond)
+		}
+	}
+	p50, p95 := percentiles(total)
+	t.Logf("reset over %d runs: p50 %s, p95 %s", n, p50, p95)
+	for _, name := range agent.ResetItems {
+		a, b := percentiles(perItem[name])
+		t.Logf("  %-15s p50 %8s  p95 %8s", name, a, b)
+	}
+	if p95 > time.Second {
+		t.Fatalf("reset p95 %s", p95)
+	}
+}
+
+func percentiles(d []time.Duration) (p50, p95 time.Duration) {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2], s[len(s)*95/100]
+}
+
+// A sandbox the reset cannot verify clean is destroyed, not reused, and the
+// failed item is logged at debug level. A TCP TIME_WAIT entry (the client
+// closed first) outlives every process for a minute and fails "sockets".
+func TestFastPoolDestroysUnverifiedSandbox(t *testing.T) {
+	var logs syncBuffer
+	e := fastPool(t, Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	mustHaveImage(t, e, "python")
+	a := run(t, e, Request{Runtime: "python", Code: `
+import socket
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen()
+c = socket.create_connection(l.getsockname()); s, _ = l.accept()
+c.close(); s.close(); l.close()
+print("planted")`})
+	if a.Stdout != "planted" {
+		t.Fatalf("plant: %q %q", a.Stdout, a.Stderr)
+	}
+	b := run(t, e, Request{Runtime: "python", Code: `print(open("/proc/net/sockstat").read().split("\n")[1])`})
+	if b.ContainerID == a.ContainerID {
+		t.Fatalf("sandbox %s reused with a TIME_WAIT socket left: %q", a.ContainerID, b.Stdout)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "item=sockets") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no debug log naming the failed item; logs:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a reader.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

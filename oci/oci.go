@@ -165,11 +165,20 @@ func baseline() *specs.Spec {
 			},
 			MaskedPaths:   slices.Clone(maskedPaths[:]),
 			ReadonlyPaths: slices.Clone(readonlyPaths[:]),
+			Sysctl:        baselineSysctls(),
 		},
 	}
 }
 
 func caps() []string { return slices.Clone(capabilities[:]) }
+
+// baselineSysctls are namespaced kernel settings of every sandbox.
+// kernel.shm_rmid_forced destroys a SysV shared memory segment as soon as no
+// process has it attached (its creator included), so a segment cannot
+// outlive the execution that made it and hold memory or data for the next.
+func baselineSysctls() map[string]string {
+	return map[string]string{"kernel.shm_rmid_forced": "1"}
+}
 
 func ptr[T any](v T) *T { return &v }
 
