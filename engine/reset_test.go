@@ -20,6 +20,16 @@ import (
 // fastPool returns an engine whose fast pool keeps exactly one sandbox, so
 // consecutive runs share a sandbox id.
 func fastPool(t *testing.T, opts Options) *Engine {
+	if opts.Logger == nil {
+		// Debug logs (a failed reset item, say) are shown when the test fails.
+		logs := &syncBuffer{}
+		opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("engine log:\n%s", logs.String())
+			}
+		})
+	}
 	opts.PoolStrategy = PoolFast
 	opts.PoolSize = &PoolSize{Clean: 1, Dirty: 1}
 	return newTestEngine(t, opts)
