@@ -84,3 +84,29 @@ func TestCancelAtStartIsPrompt(t *testing.T) {
 		t.Fatalf("after cancels: %q %q", res.Stdout, res.Stderr)
 	}
 }
+
+// A root process could replace /dev/null with a regular file that later
+// executions read as their stdin. Before the root install path was removed,
+// persistent-mode user code planted an executable "apk" that the next bash
+// install ran as container root. Now the install is refused; a tampered /dev
+// would also fail the fast pool reset's "dev" item (TestCheckDev).
+func TestDevNullUntouchable(t *testing.T) {
+	e := newTestEngine(t, Options{Mode: ModePersistent})
+	mustHaveImage(t, e, "bash")
+	res := run(t, e, Request{Runtime: "bash", Code: `
+mkdir -p /sandbox/.local/bin
+printf '#!/bin/sh\nrm -f /dev/null && echo planted-dev > /dev/null && chmod 666 /dev/null\n' > /sandbox/.local/bin/apk
+chmod +x /sandbox/.local/bin/apk
+echo planted`})
+	if res.Stdout != "planted" {
+		t.Fatalf("plant: %q %q", res.Stdout, res.Stderr)
+	}
+	_, err := e.Execute(t.Context(), Request{Runtime: "bash", Code: "echo ran", InstallPackages: []string{"x"}})
+	if err == nil || !errdefs.IsInvalidArgument(err) {
+		t.Errorf("bash install: err %v, want an invalid-argument error", err)
+	}
+	res = run(t, e, Request{Runtime: "bash", Code: "stat -c %F /dev/null; cat /dev/null | wc -c"})
+	if res.Stdout != "character special file\n0" {
+		t.Fatalf("/dev/null after a tampering attempt: %q %q", res.Stdout, res.Stderr)
+	}
+}
