@@ -35,9 +35,8 @@ type Exec struct {
 	Env  []string `json:"env,omitempty"`
 	// Dir is the working directory; it must be inside SandboxDir.
 	Dir string `json:"dir,omitempty"`
-	// UID and GID of the process. Zero values mean SandboxUID/SandboxGID;
-	// running as root must be asked for with Root.
-	Root bool `json:"root,omitempty"`
+	// The process always runs as SandboxUID/SandboxGID with no capability
+	// (bounding set included): the protocol has no way to ask for root.
 	// TimeoutMs kills the whole process group after this long (0: none).
 	TimeoutMs int64 `json:"timeoutMs,omitempty"`
 	// MaxOutput caps the bytes forwarded per stream (0: unlimited). Output past
@@ -107,10 +106,70 @@ type GetFile struct {
 	MaxBytes int64 `json:"maxBytes,omitempty"`
 }
 
-// Reset makes a used sandbox fresh: every process of the sandbox user is
-// killed, SandboxDir and TmpDir are emptied, and the result is verified. The
-// agent answers TypeOK or TypeError.
+// Reset makes a used sandbox fresh and verifies it, item by item (see
+// ResetItems). The agent answers a TypeOK frame carrying a ResetReport, even
+// when items failed; TypeError only when it could not try (an execution
+// still running, the agent not pid 1).
 type Reset struct{}
+
+// The reset checklist, in the order the agent works through it. Each item
+// is both done and verified; the engine returns a sandbox to its pool only
+// when every item passed.
+const (
+	// ResetProcesses: every process but the agent is killed and gone.
+	ResetProcesses = "processes"
+	// ResetFiles: SandboxDir, TmpDir, /dev/shm and /dev/mqueue are empty.
+	ResetFiles = "files"
+	// ResetSysVIPC: every SysV shared memory segment, message queue and
+	// semaphore set is removed; /proc/sysvipc/* list nothing.
+	ResetSysVIPC = "sysvipc"
+	// ResetSockets: the kernel's unix-socket garbage collector has freed
+	// sockets kept alive only by file descriptors in flight, and
+	// /proc/net/{tcp,tcp6,udp,udp6,unix,raw,...} list no socket at all.
+	ResetSockets = "sockets"
+	// ResetDirAttrs: SandboxDir, TmpDir, /dev/shm and /dev/mqueue have no
+	// extended attributes, their fresh owner and mode, and current times.
+	ResetDirAttrs = "dir-attributes"
+	// ResetDev: /dev holds exactly the expected nodes (names, types,
+	// device numbers, modes, owners, link targets).
+	ResetDev = "dev"
+)
+
+// ResetItems lists every checklist item; a report missing one fails.
+var ResetItems = []string{ResetProcesses, ResetFiles, ResetSysVIPC, ResetSockets, ResetDirAttrs, ResetDev}
+
+// ResetReport is the agent's answer to Reset: one entry per item, in order.
+type ResetReport struct {
+	Items []ResetItem `json:"items"`
+}
+
+// ResetItem is the outcome of one checklist item.
+type ResetItem struct {
+	Name string `json:"name"`
+	OK   bool   `json:"ok"`
+	// Detail says what was wrong when OK is false.
+	Detail string `json:"detail,omitempty"`
+	// Micros is how long the item took, in microseconds.
+	Micros int64 `json:"us"`
+}
+
+// Failed returns the first item that failed or is missing from r (as an
+// item with that name and a detail saying so), or nil when all passed.
+func (r ResetReport) Failed() *ResetItem {
+	seen := map[string]bool{}
+	for i := range r.Items {
+		if !r.Items[i].OK {
+			return &r.Items[i]
+		}
+		seen[r.Items[i].Name] = true
+	}
+	for _, name := range ResetItems {
+		if !seen[name] {
+			return &ResetItem{Name: name, Detail: "not reported by the agent"}
+		}
+	}
+	return nil
+}
 
 // Error reports a failed request.
 type Error struct {

@@ -64,7 +64,7 @@ const (
 	TypeStderr   Type = 34 // raw output bytes
 	TypeExit     Type = 35 // JSON Exit: the process finished and all its output was sent
 	TypeError    Type = 36 // JSON Error: the request failed
-	TypeOK       Type = 37 // JSON OK: a file or reset request finished
+	TypeOK       Type = 37 // JSON OK (file requests) or ResetReport (reset): the request finished
 	TypeFileData Type = 38 // raw file bytes (both directions)
 	TypeFileEOF  Type = 39 // end of file data (both directions)
 )

@@ -275,14 +275,43 @@ func (c *agentConn) getFile(ctx context.Context, path string, maxBytes int64) ([
 	}
 }
 
-// reset asks the agent to make the sandbox fresh.
-func (c *agentConn) reset(ctx context.Context) error {
+// reset asks the agent to make the sandbox fresh. It fails with a
+// *resetCheckError when any item of the agent's checklist failed (or is
+// missing from its report): such a sandbox must not be reused.
+func (c *agentConn) reset(ctx context.Context) (agent.ResetReport, error) {
 	id, ch := c.open()
 	defer c.release(id)
 	if err := c.w.WriteJSON(agent.TypeReset, id, agent.Reset{}); err != nil {
-		return fmt.Errorf("%w: %v", errAgentGone, err)
+		return agent.ResetReport{}, fmt.Errorf("%w: %v", errAgentGone, err)
 	}
-	return c.awaitOK(ctx, ch)
+	f, err := c.next(ctx, ch)
+	if err != nil {
+		return agent.ResetReport{}, err
+	}
+	switch f.Type {
+	case agent.TypeOK:
+	case agent.TypeError:
+		return agent.ResetReport{}, agentError(f)
+	default:
+		return agent.ResetReport{}, fmt.Errorf("%w: unexpected %s frame", errAgentGone, f.Type)
+	}
+	var rep agent.ResetReport
+	if err := f.Decode(&rep); err != nil {
+		return agent.ResetReport{}, fmt.Errorf("reset report: %w", err)
+	}
+	if item := rep.Failed(); item != nil {
+		return rep, &resetCheckError{item: item.Name, detail: item.Detail}
+	}
+	return rep, nil
+}
+
+// resetCheckError is a reset whose checklist item failed.
+type resetCheckError struct {
+	item, detail string
+}
+
+func (e *resetCheckError) Error() string {
+	return fmt.Sprintf("reset check %s failed: %s", e.item, e.detail)
 }
 
 // awaitOK waits for a request's answer: TypeOK, or TypeError as an error.

@@ -141,7 +141,7 @@ func (e *Engine) run(ctx context.Context, sb *sandbox, p *plan, s sink) (*Result
 			return nil, invalid(err)
 		}
 		env := append(append([]string(nil), p.setupEnv...), p.rt.InstallEnv()...)
-		ex := agent.Exec{Argv: argv, Env: env, Dir: agent.SandboxDir, Root: p.rt.InstallAsRoot(),
+		ex := agent.Exec{Argv: argv, Env: env, Dir: agent.SandboxDir,
 			TimeoutMs: p.timeout.Milliseconds(), MaxOutput: e.opts.MaxOutputSize, Files: inline}
 		inline = nil
 		var stderr strings.Builder

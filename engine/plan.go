@@ -76,6 +76,12 @@ func (e *Engine) plan(req Request) (*plan, error) {
 	if err := runtimes.ValidatePackages(pkgs); err != nil {
 		return nil, invalid(err)
 	}
+	if len(pkgs) > 0 {
+		// Refuse what the runtime cannot install before any sandbox exists.
+		if _, err := rt.InstallArgv(pkgs); err != nil {
+			return nil, invalid(err)
+		}
+	}
 	timeoutMs := req.TimeoutMs
 	if timeoutMs < 0 {
 		return nil, invalidf("Invalid timeout: %d ms. Must be greater than 0", timeoutMs)

@@ -2,14 +2,16 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
 
 // Pool strategies (surface.md §3.7).
 const (
-	// PoolFast reuses a sandbox after the agent reset it: every process of
-	// the sandbox user killed, /sandbox, /tmp and /dev/shm wiped, verified.
+	// PoolFast reuses a sandbox after the agent reset it and verified every
+	// item of its checklist (agent.ResetItems); a sandbox failing any item
+	// is destroyed instead.
 	PoolFast = "fast"
 	// PoolSecure never hands out a used sandbox: each serves one execution
 	// and is destroyed in the background while fresh ones are made ahead of
@@ -200,7 +202,7 @@ func (p *pool) release(sb *sandbox) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(p.bgCtx, 10*time.Second)
-		err := sb.conn.reset(ctx)
+		_, err := sb.conn.reset(ctx)
 		cancel()
 		p.mu.Lock()
 		p.resetting[sb.image]--
@@ -210,7 +212,13 @@ func (p *pool) release(sb *sandbox) {
 		}
 		p.notify()
 		p.mu.Unlock()
-		if err != nil && p.bgCtx.Err() == nil { // a reset cut short by Stop is no failure
+		var check *resetCheckError
+		switch {
+		case errors.As(err, &check):
+			// Expected now and then (a TIME_WAIT socket, say): the sandbox
+			// is not verified clean, so it is not reused.
+			p.e.log.Debug("pool: reset check failed, destroying sandbox", "sandbox", sb.id, "item", check.item, "detail", check.detail)
+		case err != nil && p.bgCtx.Err() == nil: // a reset cut short by Stop is no failure
 			p.e.log.Warn("pool: reset failed, destroying sandbox", "sandbox", sb.id, "error", err)
 		}
 		if !keep {

@@ -61,6 +61,10 @@ const (
 // capabilities the container's pid 1 (the init agent, uid 0) holds, in
 // capability-number order. User code, run by the agent as uid 100 under
 // no_new_privs, holds none. Must equal seccomp.Capabilities().
+//
+// CAP_SETPCAP is there only so the agent can empty its bounding set at
+// start (which it then passes to every process it starts); the agent drops
+// CAP_SETPCAP itself right after.
 var capabilities = [...]string{
 	"CAP_CHOWN",        // 0
 	"CAP_DAC_OVERRIDE", // 1
@@ -68,6 +72,7 @@ var capabilities = [...]string{
 	"CAP_KILL",         // 5
 	"CAP_SETGID",       // 6
 	"CAP_SETUID",       // 7
+	"CAP_SETPCAP",      // 8
 }
 
 var maskedPaths = [...]string{
@@ -160,11 +165,20 @@ func baseline() *specs.Spec {
 			},
 			MaskedPaths:   slices.Clone(maskedPaths[:]),
 			ReadonlyPaths: slices.Clone(readonlyPaths[:]),
+			Sysctl:        baselineSysctls(),
 		},
 	}
 }
 
 func caps() []string { return slices.Clone(capabilities[:]) }
+
+// baselineSysctls are namespaced kernel settings of every sandbox.
+// kernel.shm_rmid_forced destroys a SysV shared memory segment as soon as no
+// process has it attached (its creator included), so a segment cannot
+// outlive the execution that made it and hold memory or data for the next.
+func baselineSysctls() map[string]string {
+	return map[string]string{"kernel.shm_rmid_forced": "1"}
+}
 
 func ptr[T any](v T) *T { return &v }
 

@@ -101,9 +101,9 @@ func TestRunc(t *testing.T) {
 			want: map[string]string{
 				"uid":           "0",
 				"pid":           "1",
-				"CapEff":        "00000000000000eb", // CHOWN DAC_OVERRIDE FOWNER KILL SETGID SETUID
-				"CapPrm":        "00000000000000eb",
-				"CapBnd":        "00000000000000eb",
+				"CapEff":        "00000000000001eb", // CHOWN DAC_OVERRIDE FOWNER KILL SETGID SETUID SETPCAP (the agent drops SETPCAP and the bounding set at start)
+				"CapPrm":        "00000000000001eb",
+				"CapBnd":        "00000000000001eb",
 				"CapInh":        "0000000000000000",
 				"CapAmb":        "0000000000000000",
 				"NoNewPrivs":    "1",
@@ -137,7 +137,7 @@ func TestRunc(t *testing.T) {
 			opts:    []Opt{WithNetwork("host", ""), WithReadonlyRoot(false), WithSeccomp(nil), WithRlimitNofile(2048)},
 			want: map[string]string{
 				"uid":        "0",
-				"CapEff":     "00000000000000eb",
+				"CapEff":     "00000000000001eb",
 				"NoNewPrivs": "1",
 				"Seccomp":    "0",
 				"rootfs":     "rw",

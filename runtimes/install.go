@@ -14,7 +14,7 @@ var packageRE = regexp.MustCompile(`^[@a-zA-Z0-9_./\-=]+$`)
 
 // ValidatePackage checks one package name against ^[@a-zA-Z0-9_./\-=]+$.
 // [GO] A name starting with "-" is rejected too, so a "package" can never
-// be read as an option by pip, npm, bun, deno or apk. Failure is the
+// be read as an option by pip, npm, bun or deno. Failure is the
 // invalid-argument error
 // `Invalid package name: "<name>". Only alphanumeric, -, _, ., /, @, and = are allowed.`
 func ValidatePackage(name string) error {
@@ -53,14 +53,16 @@ func NormalizePackages(pkgs []string) []string {
 // pkgs, which are normalised (NormalizePackages) and validated
 // (ValidatePackage) first; an empty list is an invalid-argument error. The
 // caller adds the `timeout -s KILL <s>` prefix, InstallEnv plus
-// PATH=SetupPath(), runs it in /sandbox, and as root only when
-// InstallAsRoot reports so.
+// PATH=SetupPath(), and runs it in /sandbox as the sandbox user: installs
+// never run as root.
 //
 //	python       pip install --user --no-cache-dir --break-system-packages --disable-pip-version-check --retries 0 --timeout 15 <pkgs...>
 //	node         npm install --prefix /sandbox <pkgs...>
 //	bun, agent   bun install -g --global-dir=/sandbox/.bun-global <pkgs...>
 //	deno         sh -c "deno cache '<p1>' && deno cache '<p2>' ..."
-//	bash         apk add --no-cache <pkgs...>
+//	bash         refused (invalid argument): a system package manager
+//	             needs root, and no root process may run anything the
+//	             sandbox user can influence.
 func (r *Runtime) InstallArgv(pkgs []string) ([]string, error) {
 	pkgs = NormalizePackages(pkgs)
 	if len(pkgs) == 0 {
@@ -85,7 +87,8 @@ func (r *Runtime) InstallArgv(pkgs []string) ([]string, error) {
 		}
 		return []string{"sh", "-c", strings.Join(steps, " && ")}, nil
 	case Bash:
-		argv = []string{"apk", "add", "--no-cache"}
+		return nil, errdefs.ErrInvalidArgument.WithMessage(
+			"Package installs are not supported for the bash runtime")
 	default:
 		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("Unknown runtime: %s", r.Name))
 	}
@@ -121,7 +124,3 @@ func (r *Runtime) InstallEnv() []string {
 	}
 	return nil
 }
-
-// InstallAsRoot reports whether installs run as root (bash's system package
-// manager) rather than as the sandbox user.
-func (r *Runtime) InstallAsRoot() bool { return r.Name == Bash }

@@ -43,6 +43,7 @@ var capabilities = [...]string{
 	"CAP_KILL",
 	"CAP_SETUID",
 	"CAP_SETGID",
+	"CAP_SETPCAP",
 }
 
 // Capabilities returns the capability set that includes.caps and

@@ -22,9 +22,8 @@ const backgroundGrace = 250 * time.Millisecond
 
 // execution is one running user process and its output pumps.
 type execution struct {
-	id   uint32
-	a    *agentState
-	pgid int
+	id uint32
+	a  *agentState
 
 	stdinMu   sync.Mutex
 	stdinCond *sync.Cond
@@ -32,9 +31,13 @@ type execution struct {
 	stdinEOF  bool
 	stdinW    *os.File
 
+	// stateMu guards the fields below: kill runs on the control loop, the
+	// timer and the pumps while run forks.
+	stateMu      sync.Mutex
+	pgid         int  // the process group, 0 until the fork
+	killed       bool // a kill arrived; one before the fork still applies
 	timedOut     bool
 	outputKilled bool
-	stateMu      sync.Mutex
 }
 
 func (a *agentState) startExec(id uint32, req agent.Exec) {
@@ -92,12 +95,21 @@ func (ex *execution) run(req agent.Exec) (agent.Exit, string, error) {
 		return agent.Exit{}, "", err
 	}
 	stdoutR, stderrR := files.stdoutR, files.stderrR
+	// Always the sandbox user: no process the agent starts runs as root, so
+	// nothing user code planted (files, environment) ever runs privileged.
 	cred := &syscall.Credential{Uid: agent.SandboxUID, Gid: agent.SandboxGID, Groups: []uint32{}}
-	if req.Root {
-		cred = nil
-	}
 	oomBefore := oomKills()
 	start := time.Now()
+	if ex.wasKilled() {
+		// Cancelled before it started: nothing to run.
+		closeAll()
+		stdoutR.Close()
+		stderrR.Close()
+		if ex.stdinW != nil {
+			ex.stdinW.Close()
+		}
+		return agent.Exit{ExitCode: 128 + int(syscall.SIGKILL), Signal: "SIGKILL"}, "", nil
+	}
 	pid, waitCh, err := ex.a.reaper.start(path, req.Argv, &syscall.ProcAttr{
 		Dir:   dir,
 		Env:   req.Env,
@@ -114,7 +126,7 @@ func (ex *execution) run(req agent.Exec) (agent.Exit, string, error) {
 		}
 		return agent.Exit{}, "invalid", fmt.Errorf("start %s: %w", req.Argv[0], err)
 	}
-	ex.pgid = pid
+	ex.started(pid)
 	if req.Stdin {
 		go ex.pumpStdin()
 	}
@@ -287,14 +299,37 @@ func (ex *execution) pump(r *os.File, t agent.Type, max int64) (total int64, tru
 }
 
 // kill ends the execution's process group; with all it also kills every
-// other process of the sandbox (descendants that left the group).
+// other process of the sandbox (descendants that left the group). A kill
+// before the fork is remembered: started or run honours it.
 func (ex *execution) kill(all bool) {
-	if ex.pgid > 0 {
-		_ = syscall.Kill(-ex.pgid, syscall.SIGKILL)
+	ex.stateMu.Lock()
+	ex.killed = true
+	pgid := ex.pgid
+	ex.stateMu.Unlock()
+	if pgid > 0 {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	}
 	if all {
 		ex.a.killAll()
 	}
+}
+
+// started records the forked process group and kills it at once when a
+// kill arrived while it was being started.
+func (ex *execution) started(pid int) {
+	ex.stateMu.Lock()
+	ex.pgid = pid
+	killed := ex.killed
+	ex.stateMu.Unlock()
+	if killed {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+	}
+}
+
+func (ex *execution) wasKilled() bool {
+	ex.stateMu.Lock()
+	defer ex.stateMu.Unlock()
+	return ex.killed
 }
 
 // killAll sends SIGKILL to every process but the agent. Only pid 1 may do

@@ -9,7 +9,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/isol8/isol8/agent"
 )
@@ -222,78 +221,6 @@ func (a *agentState) sendFile(id uint32, req agent.GetFile) {
 	if err := a.out.Write(agent.TypeFileEOF, id, nil); err != nil {
 		return
 	}
-}
-
-// reset makes a used sandbox fresh for the next execution and verifies it.
-func (a *agentState) reset(id uint32) {
-	if !a.pid1 {
-		a.fail(id, "", errors.New("reset needs the agent to be pid 1"))
-		return
-	}
-	if err := a.doReset(); err != nil {
-		a.fail(id, "", fmt.Errorf("reset sandbox: %w", err))
-		return
-	}
-	a.ok(id, 0)
-}
-
-func (a *agentState) doReset() error {
-	a.mu.Lock()
-	busy := a.running != nil
-	a.mu.Unlock()
-	if busy {
-		return errors.New("an execution is still running")
-	}
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		a.killAll()
-		left, err := otherProcesses()
-		if err != nil {
-			return err
-		}
-		if left == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d processes survived SIGKILL", left)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	for _, dir := range []string{agent.SandboxDir, agent.TmpDir} {
-		if err := emptyDir(dir); err != nil {
-			return err
-		}
-	}
-	// Shared memory and message queues are writable by user code too and
-	// would otherwise carry state into the next execution.
-	for _, dir := range []string{"/dev/shm", "/dev/mqueue"} {
-		if err := emptyDir(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-	}
-	// User code owns /sandbox and may have changed its mode.
-	if err := os.Chown(agent.SandboxDir, agent.SandboxUID, agent.SandboxGID); err != nil {
-		return err
-	}
-	if err := os.Chmod(agent.SandboxDir, 0o755); err != nil {
-		return err
-	}
-	if err := os.Chmod(agent.TmpDir, 0o777|fs.ModeSticky); err != nil {
-		return err
-	}
-	for _, dir := range []string{agent.SandboxDir, agent.TmpDir, "/dev/shm"} {
-		ents, err := os.ReadDir(dir)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if len(ents) != 0 {
-			return fmt.Errorf("%s not empty after reset", dir)
-		}
-	}
-	return nil
 }
 
 // emptyDir removes everything inside dir without following symlinks.

@@ -6,7 +6,9 @@
 // It is a static binary bind-mounted read-only into the container, never baked
 // into images. It runs as uid 0 inside the container with only the
 // capabilities it needs; what shields it from user code is the uid difference
-// (user code runs as uid 100 with no capabilities).
+// (user code runs as uid 100 with no capabilities, and with an empty bounding
+// set, so none can be regained). Every process it starts runs as uid 100:
+// nothing user code can influence ever runs as root.
 package main
 
 import (
@@ -24,6 +26,14 @@ import (
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("isol8-init: ")
+	if os.Getpid() == 1 {
+		// Before anything else runs: no process started from here on may
+		// ever hold a capability.
+		if err := emptyBoundingSet(); err != nil {
+			log.Printf("%v", err)
+			os.Exit(1)
+		}
+	}
 	a := newAgent(os.Stdin, os.Stdout)
 	if err := a.run(); err != nil {
 		log.Printf("%v", err)
