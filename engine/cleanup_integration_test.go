@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"testing"
 
 	containersapi "github.com/containerd/containerd/v2/core/containers"
@@ -25,8 +26,9 @@ func TestCleanupSkipsSandboxesInUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer drv.Close()
-	t.Cleanup(func() { _ = drv.Remove(ctx, inUse) })
+	// Cleanups run last-in first-out: remove the kept sandbox, then close.
+	t.Cleanup(func() { drv.Close() })
+	t.Cleanup(func() { _ = drv.Remove(context.Background(), inUse) })
 	c, err := drv.Client().ContainerService().Get(ctx, orphan)
 	if err != nil {
 		t.Fatal(err)

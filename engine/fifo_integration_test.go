@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -51,8 +52,9 @@ func TestPruneFIFOs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer drv.Close()
-	t.Cleanup(func() { _ = drv.Remove(t.Context(), live) })
+	// Cleanups run last-in first-out: remove the kept sandbox, then close.
+	t.Cleanup(func() { drv.Close() })
+	t.Cleanup(func() { _ = drv.Remove(context.Background(), live) })
 
 	root := filepath.Dir(ctrd.FIFOSetDir(live))
 	orphans := map[string]string{
