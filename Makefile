@@ -9,13 +9,22 @@ export PATH := $(dir $(GO)):$(PATH)
 
 all: build
 
-# isol8-init is static (it runs inside every sandbox); isol8 links libseccomp
-# and embeds the init binary.
+# isol8-init is static (it runs inside every sandbox); isol8 embeds it.
 $(INITBIN): $(shell find agent cmd/isol8-init -name '*.go') go.mod go.sum
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $@ ./cmd/isol8-init
 
+# isol8 is a fully static binary too, so it runs on any Linux host of its
+# architecture without shared libraries: cgo is needed for libseccomp (it
+# validates seccomp profiles before any sandbox starts), which is linked
+# from libseccomp.a; netgo and osusergo keep out glibc's resolver and user
+# lookup, which would load glibc's shared NSS modules at run time even from
+# a static binary. isol8 dials only containerd's unix socket, so the
+# pure-Go resolver changes nothing.
+ISOL8_TAGS    := netgo,osusergo
+ISOL8_LDFLAGS := -linkmode=external -extldflags=-static
+
 build: deps $(INITBIN)
-	CGO_ENABLED=1 $(GO) build -trimpath -o $(BIN)/isol8 ./cmd/isol8
+	CGO_ENABLED=1 $(GO) build -trimpath -tags $(ISOL8_TAGS) -ldflags '$(ISOL8_LDFLAGS)' -o $(BIN)/isol8 ./cmd/isol8
 	cp $(INITBIN) $(BIN)/isol8-init
 
 deps:

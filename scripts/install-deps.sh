@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what isol8 needs on a Debian/Ubuntu host (run as root): containerd,
 # runc, mmdebstrap (to build the runtime images offline), busybox (the oci
-# package runs specs under runc on a busybox rootfs), libseccomp headers
-# and a C compiler (isol8 validates seccomp profiles with libseccomp).
+# package runs specs under runc on a busybox rootfs), a C compiler and the
+# static libc and libseccomp archives (isol8 validates seccomp profiles with
+# libseccomp and is linked statically).
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
 need=()
@@ -11,6 +12,7 @@ command -v runc >/dev/null || need+=(runc)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 command -v busybox >/dev/null || need+=(busybox-static)
 command -v gcc >/dev/null || need+=(gcc)
+compgen -G '/usr/lib/*/libc.a' >/dev/null || need+=(libc6-dev)
 [ -f /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 if [ ${#need[@]} -eq 0 ]; then

@@ -4,9 +4,11 @@
 //
 // It returns runtime-spec *specs.LinuxSeccomp values for the oci package to
 // place in a spec; it never loads a filter into the calling process, starts
-// containers or imports a driver. Validation needs Linux and cgo
-// (libseccomp); elsewhere Validate, and so Profile for "strict" and
-// "custom", return an error wrapping errdefs.ErrNotImplemented.
+// containers or imports a driver. Flattening Docker-format profiles uses
+// moby's loader and needs Linux; validation needs Linux and cgo
+// (libseccomp, linked statically into bin/isol8). Elsewhere Default,
+// FromDockerJSON and Validate, and so Profile for "strict" and "custom",
+// return an error wrapping errdefs.ErrNotImplemented.
 //
 // Profiles are flattened for one fixed capability set, the one the sandbox's
 // init agent holds (see Capabilities): rules gated on capabilities the

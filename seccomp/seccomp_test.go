@@ -34,6 +34,10 @@ prlimit64 set_robust_list rseq connect sendto recvfrom setsockopt getsockname un
 dup3 chdir getcwd readlinkat faccessat2 clock_gettime clock_nanosleep nanosleep setsid
 setpgid getrusage umask utimensat statfs sendfile copy_file_range memfd_create`)
 
+// nativeArch is the archMap entry default.json selects on the hosts the
+// project builds for.
+var nativeArch = map[string]specs.Arch{"amd64": specs.ArchX86_64, "arm64": specs.ArchAARCH64}
+
 func allowedNames(p *specs.LinuxSeccomp, conditional bool) map[string]bool {
 	m := map[string]bool{}
 	for _, s := range p.Syscalls {
@@ -53,6 +57,9 @@ func allowedNames(p *specs.LinuxSeccomp, conditional bool) map[string]bool {
 func mustDefault(t *testing.T) *specs.LinuxSeccomp {
 	t.Helper()
 	p, err := Default()
+	if errdefs.IsNotImplemented(err) && runtime.GOOS != "linux" {
+		t.Skipf("Default: %v", err)
+	}
 	if err != nil {
 		t.Fatalf("Default: %v", err)
 	}
@@ -81,7 +88,7 @@ func TestDefaultShape(t *testing.T) {
 	if p.DefaultErrnoRet == nil || *p.DefaultErrnoRet != 1 {
 		t.Errorf("defaultErrnoRet = %v, want 1 (EPERM)", p.DefaultErrnoRet)
 	}
-	if native, ok := goArchToSeccomp[runtime.GOARCH]; ok && (runtime.GOARCH == "amd64" || runtime.GOARCH == "arm64") {
+	if native, ok := nativeArch[runtime.GOARCH]; ok {
 		if len(p.Architectures) == 0 || p.Architectures[0] != native {
 			t.Errorf("architectures = %v, want %s first", p.Architectures, native)
 		}
@@ -256,142 +263,10 @@ func TestProfileMissingFileKeepsCause(t *testing.T) {
 	}
 }
 
-func TestConvert(t *testing.T) {
-	kernel := func(v string) func() (kernelVersion, error) {
-		return func() (kernelVersion, error) { return parseKernelVersion(v) }
-	}
-	u := func(n uint) *uint { return &n }
-	for _, tc := range []struct {
-		name    string
-		json    string
-		goarch  string
-		kernel  string
-		want    *specs.LinuxSeccomp
-		wantErr string
-	}{
-		{
-			name:   "legacy name and errnoRet",
-			json:   `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"name":"mkdir","action":"SCMP_ACT_ERRNO","errnoRet":13}]}`,
-			goarch: "amd64",
-			want: &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{
-				{Names: []string{"mkdir"}, Action: specs.ActErrno, ErrnoRet: u(13)}}},
-		},
-		{
-			name: "archMap picks the native entry",
-			json: `{"defaultAction":"SCMP_ACT_ERRNO","archMap":[
-				{"architecture":"SCMP_ARCH_X86_64","subArchitectures":["SCMP_ARCH_X86","SCMP_ARCH_X32"]},
-				{"architecture":"SCMP_ARCH_AARCH64","subArchitectures":["SCMP_ARCH_ARM"]}],"syscalls":[]}`,
-			goarch: "arm64",
-			want: &specs.LinuxSeccomp{DefaultAction: specs.ActErrno,
-				Architectures: []specs.Arch{specs.ArchAARCH64, specs.ArchARM}, Syscalls: []specs.LinuxSyscall{}},
-		},
-		{
-			name:   "architectures as is",
-			json:   `{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86"],"syscalls":[]}`,
-			goarch: "arm64",
-			want: &specs.LinuxSeccomp{DefaultAction: specs.ActErrno,
-				Architectures: []specs.Arch{specs.ArchX86_64, specs.ArchX86}, Syscalls: []specs.LinuxSyscall{}},
-		},
-		{
-			name: "includes and excludes by arch, caps and kernel",
-			json: `{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[
-				{"names":["arch_prctl"],"action":"SCMP_ACT_ALLOW","includes":{"arches":["amd64","x32"]}},
-				{"names":["cacheflush"],"action":"SCMP_ACT_ALLOW","includes":{"arches":["arm","arm64"]}},
-				{"names":["modify_ldt"],"action":"SCMP_ACT_ALLOW","excludes":{"arches":["amd64"]}},
-				{"names":["mount"],"action":"SCMP_ACT_ALLOW","includes":{"caps":["CAP_SYS_ADMIN"]}},
-				{"names":["kill"],"action":"SCMP_ACT_ALLOW","includes":{"caps":["CAP_KILL"]}},
-				{"names":["chown"],"action":"SCMP_ACT_ALLOW","includes":{"caps":["CAP_CHOWN","CAP_SYS_ADMIN"]}},
-				{"names":["clone"],"action":"SCMP_ACT_ALLOW","excludes":{"caps":["CAP_SYS_ADMIN"]}},
-				{"names":["setuid"],"action":"SCMP_ACT_ALLOW","excludes":{"caps":["CAP_SETUID"]}},
-				{"names":["ptrace"],"action":"SCMP_ACT_ALLOW","includes":{"minKernel":"4.8"}},
-				{"names":["futex_waitv"],"action":"SCMP_ACT_ALLOW","includes":{"minKernel":"5.16"}},
-				{"names":["uselib"],"action":"SCMP_ACT_ALLOW","excludes":{"minKernel":"5.0"}}]}`,
-			goarch: "amd64",
-			kernel: "5.10.0-28-amd64",
-			want: &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{
-				{Names: []string{"arch_prctl"}, Action: specs.ActAllow},
-				{Names: []string{"kill"}, Action: specs.ActAllow},
-				{Names: []string{"clone"}, Action: specs.ActAllow},
-				{Names: []string{"ptrace"}, Action: specs.ActAllow},
-			}},
-		},
-		{
-			name:   "x86 spelling for 386",
-			json:   `{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["modify_ldt"],"action":"SCMP_ACT_ALLOW","includes":{"arches":["x86"]}}]}`,
-			goarch: "386",
-			want: &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{
-				{Names: []string{"modify_ldt"}, Action: specs.ActAllow}}},
-		},
-		{
-			name:   "args",
-			json:   `{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["personality"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":8,"valueTwo":0,"op":"SCMP_CMP_EQ"}]}]}`,
-			goarch: "amd64",
-			want: &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{
-				{Names: []string{"personality"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{{Index: 0, Value: 8, Op: specs.OpEqualTo}}}}},
-		},
-		{name: "no defaultAction", json: `{"syscalls":[]}`, goarch: "amd64", wantErr: "seccomp profile has no defaultAction"},
-		{name: "unknown defaultAction", json: `{"defaultAction":"SCMP_ACT_NOPE"}`, goarch: "amd64", wantErr: `seccomp profile: unknown defaultAction "SCMP_ACT_NOPE"`},
-		{name: "unknown action names the syscall", json: `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOPE"}]}`, goarch: "amd64", wantErr: `seccomp profile: syscall mkdir: unknown action "SCMP_ACT_NOPE"`},
-		{name: "unknown operator", json: `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO","args":[{"index":0,"value":1,"op":"SCMP_CMP_ABOUT"}]}]}`, goarch: "amd64", wantErr: `seccomp profile: syscall mkdir: unknown operator "SCMP_CMP_ABOUT"`},
-		{name: "arg index out of range", json: `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO","args":[{"index":6,"value":1,"op":"SCMP_CMP_EQ"}]}]}`, goarch: "amd64", wantErr: `seccomp profile: syscall mkdir: argument index 6 out of range 0-5`},
-		{name: "unknown arch", json: `{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_Z80"]}`, goarch: "amd64", wantErr: `seccomp profile: unknown architecture "SCMP_ARCH_Z80"`},
-		{name: "architectures and archMap", json: `{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],"archMap":[{"architecture":"SCMP_ARCH_X86_64"}]}`, goarch: "amd64", wantErr: "seccomp profile: both architectures and archMap are given; use one"},
-		{name: "name and names", json: `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"name":"a","names":["b"],"action":"SCMP_ACT_ERRNO"}]}`, goarch: "amd64", wantErr: "seccomp profile: syscalls[0] gives both name and names"},
-		{name: "no names", json: `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"action":"SCMP_ACT_ERRNO"}]}`, goarch: "amd64", wantErr: "seccomp profile: syscalls[0] has no names"},
-		{name: "bad minKernel", json: `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["x"],"action":"SCMP_ACT_ERRNO","includes":{"minKernel":"new"}}]}`, goarch: "amd64", kernel: "6.1", wantErr: `seccomp profile: syscall x: minKernel: invalid kernel version "new"`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var dp dockerProfile
-			if err := json.Unmarshal([]byte(tc.json), &dp); err != nil {
-				t.Fatalf("test JSON: %v", err)
-			}
-			got, err := convert(&dp, tc.goarch, capabilities[:], kernel(tc.kernel))
-			if tc.wantErr != "" {
-				if err == nil || err.Error() != tc.wantErr {
-					t.Fatalf("err = %v, want %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			gotJ, _ := json.Marshal(got)
-			wantJ, _ := json.Marshal(tc.want)
-			if !bytes.Equal(gotJ, wantJ) {
-				t.Errorf("got  %s\nwant %s", gotJ, wantJ)
-			}
-		})
-	}
-}
-
-func TestFromDockerJSONRejectsGarbage(t *testing.T) {
-	for _, in := range []string{``, `[]`, `{"defaultAction":"SCMP_ACT_ALLOW"} {}`, `{"defaultAction":1}`} {
-		if _, err := FromDockerJSON([]byte(in)); err == nil {
-			t.Errorf("FromDockerJSON(%q) = nil error", in)
-		}
-	}
-}
-
 func TestCapabilitiesIsACopy(t *testing.T) {
 	c := Capabilities()
 	c[0] = "CAP_SYS_ADMIN"
 	if Capabilities()[0] != "CAP_CHOWN" {
 		t.Fatal("Capabilities exposes package state")
-	}
-}
-
-func TestParseKernelVersion(t *testing.T) {
-	for in, want := range map[string]kernelVersion{
-		"6.1": {6, 1}, "6.1.0-18-amd64": {6, 1}, "6.18.44-fc-v445": {6, 18}, "5.10+": {5, 10},
-	} {
-		got, err := parseKernelVersion(in)
-		if err != nil || got != want {
-			t.Errorf("parseKernelVersion(%q) = %v, %v; want %v", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "6", "x.1", "6.x"} {
-		if _, err := parseKernelVersion(in); err == nil {
-			t.Errorf("parseKernelVersion(%q) = nil error", in)
-		}
 	}
 }
