@@ -14,44 +14,48 @@ package isol8
 import (
 	"context"
 
+	"github.com/isol8/isol8/api"
 	"github.com/isol8/isol8/engine"
 )
 
 // Version is the isol8 release.
 const Version = "0.1.0"
 
-// The data types of the API. They are defined in package engine and
-// re-exported here so that callers import one package.
+// The data types of the API. They are defined in package api (standard
+// library only: a client can import it without the engine) and re-exported
+// here so that callers of the library import one package. Options is the
+// engine's: the client-askable options (api.Options) plus the operator's.
 type (
-	Request       = engine.Request
-	Result        = engine.Result
-	Event         = engine.Event
+	Request       = api.Request
+	Result        = api.Result
+	Event         = api.Event
 	Options       = engine.Options
-	ResourceUsage = engine.ResourceUsage
-	NetworkFilter = engine.NetworkFilter
+	ClientOptions = api.Options
+	ResourceUsage = api.ResourceUsage
+	NetworkFilter = api.NetworkFilter
 	Security      = engine.Security
-	PoolSize      = engine.PoolSize
+	PoolSize      = api.PoolSize
 )
 
 // Event types and phases.
 const (
-	EventStdout = engine.EventStdout
-	EventStderr = engine.EventStderr
-	EventExit   = engine.EventExit
-	EventError  = engine.EventError
-	PhaseSetup  = engine.PhaseSetup
-	PhaseCode   = engine.PhaseCode
+	EventStdout = api.EventStdout
+	EventStderr = api.EventStderr
+	EventExit   = api.EventExit
+	EventError  = api.EventError
+	PhaseSetup  = api.PhaseSetup
+	PhaseCode   = api.PhaseCode
 )
 
 // Modes, network modes and pool strategies.
 const (
-	ModeEphemeral   = engine.ModeEphemeral
-	ModePersistent  = engine.ModePersistent
-	NetworkNone     = engine.NetworkNone
-	NetworkHost     = engine.NetworkHost
-	NetworkFiltered = engine.NetworkFiltered
-	PoolFast        = engine.PoolFast
-	PoolSecure      = engine.PoolSecure
+	ModeEphemeral   = api.ModeEphemeral
+	ModePersistent  = api.ModePersistent
+	NetworkNone     = api.NetworkNone
+	NetworkHost     = api.NetworkHost
+	NetworkFiltered = api.NetworkFiltered
+	PoolFast        = api.PoolFast
+	PoolSecure      = api.PoolSecure
 )
 
 // StartOptions control Engine.Start.

@@ -3,26 +3,28 @@ package engine
 import (
 	"io"
 	"log/slog"
+
+	"github.com/isol8/isol8/api"
 )
 
 // Network modes.
 const (
-	NetworkNone     = "none"
-	NetworkHost     = "host"
-	NetworkFiltered = "filtered"
+	NetworkNone     = api.NetworkNone
+	NetworkHost     = api.NetworkHost
+	NetworkFiltered = api.NetworkFiltered
 )
 
 // Seccomp modes.
 const (
-	SeccompStrict     = "strict"
-	SeccompUnconfined = "unconfined"
-	SeccompCustom     = "custom"
+	SeccompStrict     = api.SeccompStrict
+	SeccompUnconfined = api.SeccompUnconfined
+	SeccompCustom     = api.SeccompCustom
 )
 
 // Modes.
 const (
-	ModeEphemeral  = "ephemeral"
-	ModePersistent = "persistent"
+	ModeEphemeral  = api.ModeEphemeral
+	ModePersistent = api.ModePersistent
 )
 
 // Options configure an engine (surface.md §3.1 Isol8Options). The JSON names
@@ -60,22 +62,16 @@ type Options struct {
 	Progress io.Writer `json:"-"`
 }
 
-// NetworkFilter holds the allow/deny patterns of filtered mode.
-type NetworkFilter struct {
-	Whitelist []string `json:"whitelist"`
-	Blacklist []string `json:"blacklist"`
-}
+// NetworkFilter and PoolSize are the api types.
+type (
+	NetworkFilter = api.NetworkFilter
+	PoolSize      = api.PoolSize
+)
 
 // Security selects the seccomp profile.
 type Security struct {
 	Seccomp           string `json:"seccomp,omitempty"`
 	CustomProfilePath string `json:"customProfilePath,omitempty"`
-}
-
-// PoolSize is the number of clean and dirty sandboxes kept per pool key.
-type PoolSize struct {
-	Clean int `json:"clean"`
-	Dirty int `json:"dirty"`
 }
 
 // ContainerdOptions locate (or start) containerd.
@@ -87,4 +83,40 @@ type ContainerdOptions struct {
 	RuntimeBinary string
 	// NoAutoStart disables starting a private containerd when none listens.
 	NoAutoStart bool
+}
+
+// Client returns the part of o a client may ask for.
+func (o Options) Client() api.Options {
+	c := api.Options{
+		Mode: o.Mode, Network: o.Network, NetworkFilter: o.NetworkFilter, CPULimit: o.CPULimit,
+		MemoryLimit: o.MemoryLimit, PidsLimit: o.PidsLimit, ReadonlyRootFs: o.ReadonlyRootFs,
+		MaxOutputSize: o.MaxOutputSize, Secrets: o.Secrets, TimeoutMs: o.TimeoutMs, Image: o.Image,
+		SandboxSize: o.SandboxSize, TmpSize: o.TmpSize, Debug: o.Debug, LogNetwork: o.LogNetwork,
+		PoolStrategy: o.PoolStrategy, PoolSize: o.PoolSize,
+	}
+	if o.Security != nil {
+		c.Security = &api.Security{Seccomp: o.Security.Seccomp}
+	}
+	return c
+}
+
+// WithClient returns o with every client-askable setting taken from c; o
+// keeps the operator's settings (backend, host paths of binaries and
+// profiles, Persist, global limits, wiring). Nothing in c can change those:
+// api.Options has no field for them.
+func (o Options) WithClient(c api.Options) Options {
+	o.Mode, o.Network, o.NetworkFilter, o.CPULimit = c.Mode, c.Network, c.NetworkFilter, c.CPULimit
+	o.MemoryLimit, o.PidsLimit, o.ReadonlyRootFs = c.MemoryLimit, c.PidsLimit, c.ReadonlyRootFs
+	o.MaxOutputSize, o.Secrets, o.TimeoutMs, o.Image = c.MaxOutputSize, c.Secrets, c.TimeoutMs, c.Image
+	o.SandboxSize, o.TmpSize, o.Debug, o.LogNetwork = c.SandboxSize, c.TmpSize, c.Debug, c.LogNetwork
+	o.PoolStrategy, o.PoolSize = c.PoolStrategy, c.PoolSize
+	sec := &Security{}
+	if o.Security != nil {
+		sec.CustomProfilePath = o.Security.CustomProfilePath
+	}
+	if c.Security != nil {
+		sec.Seccomp = c.Security.Seccomp
+	}
+	o.Security = sec
+	return o
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/isol8/isol8/api"
 )
 
 // Pool strategies (surface.md §3.7).
@@ -12,11 +14,11 @@ const (
 	// PoolFast reuses a sandbox after the agent reset it and verified every
 	// item of its checklist (agent.ResetItems); a sandbox failing any item
 	// is destroyed instead.
-	PoolFast = "fast"
+	PoolFast = api.PoolFast
 	// PoolSecure never hands out a used sandbox: each serves one execution
 	// and is destroyed in the background while fresh ones are made ahead of
 	// demand.
-	PoolSecure = "secure"
+	PoolSecure = api.PoolSecure
 )
 
 // pool keeps started sandboxes per image so an execution does not pay for a
