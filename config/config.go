@@ -1,8 +1,9 @@
 // Package config owns the isol8 configuration file: where it is found, its
 // built-in defaults, how a file is merged over them, and validation of the
-// result (surface.md §2). It reads at most one file and does nothing else: it
+// result (docs/config.md). It reads at most one file and does nothing else: it
 // starts no process, opens no connection, reads no environment variable and
-// imports no other isol8 package, so the CLI, the server and tests share it.
+// imports no other isol8 package than api (error classes), so the CLI, the
+// server and tests share it.
 package config
 
 import (
@@ -17,7 +18,7 @@ import (
 	"github.com/isol8/isol8/api"
 )
 
-// File names searched by Load, in order (surface.md §2.1).
+// File names searched by Load, in order.
 const (
 	// CwdFile is looked up in the working directory.
 	CwdFile = "isol8.config.json"
@@ -31,7 +32,7 @@ const SourceDefault = "default"
 // maxFileSize bounds how much of a config file is read.
 const maxFileSize = 16 << 20
 
-// Config is the merged configuration: every key of surface.md §2.2 under its
+// Config is the merged configuration: every documented key under its
 // JSON name, plus isol8's own "containerd" section. Values are always
 // defined after Defaults or Load; optional strings are empty when unset.
 type Config struct {
@@ -138,7 +139,7 @@ type Containerd struct {
 }
 
 // DefaultBlockedHosts returns the config default for remoteCode.blockedHosts
-// (surface.md §8), in order. Each call returns a fresh slice.
+// (private, loopback, link-local and metadata hosts), in order. Each call returns a fresh slice.
 func DefaultBlockedHosts() []string {
 	return []string{
 		`^localhost$`,
@@ -154,7 +155,7 @@ func DefaultBlockedHosts() []string {
 	}
 }
 
-// Defaults returns the built-in configuration (surface.md §2.2). Each call
+// Defaults returns the built-in configuration (docs/config.md). Each call
 // returns a fresh value the caller may modify.
 func Defaults() *Config {
 	return &Config{
@@ -218,7 +219,7 @@ func Candidates(cwd, home string) ([]string, error) {
 
 // Load finds the config file (the first existing of
 // <cwd>/isol8.config.json and <home>/.isol8/config.json; files are never
-// merged with each other), merges it over Defaults per surface.md §2.1 and
+// merged with each other), merges it over Defaults (docs/config.md) and
 // validates the result. Without a file it returns Defaults. A file that
 // cannot be read, is not valid JSON or fails validation yields an
 // invalid-argument error "Invalid config file <path>: <reason>". A found

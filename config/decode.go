@@ -23,7 +23,7 @@ const maxDurationMs = math.MaxInt64 / 1_000_000
 // maxCPU keeps floor(cpuLimit × 1e9) inside int64 (NanoCPUs).
 const maxCPU = math.MaxInt64 / 1e9
 
-// merge applies the JSON document data over c following surface.md §2.1:
+// merge applies the JSON document data over c following the documented merge rules (docs/config.md):
 // top-level scalars and lists replace, sections merge shallowly, null means
 // "use the default", unknown keys (top-level or nested) are ignored.
 func (c *Config) merge(data []byte) error {

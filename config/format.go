@@ -46,7 +46,7 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// Human renders the `isol8 config` text of surface.md §1.6, followed by the
+// Human renders the `isol8 config` text (docs/cli.md), followed by the
 // containerd section. It starts and ends with an empty line.
 func (c *Config) Human() string {
 	var b strings.Builder

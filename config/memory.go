@@ -12,7 +12,7 @@ import (
 var memoryLimitRE = regexp.MustCompile(`(?i)^(\d+(?:\.\d+)?)\s*([kmgt]?)b?$`)
 
 // ParseMemoryLimit converts a size such as "512m", "1g", "256k", "1024" or
-// "512mb" to bytes (surface.md §4): units are powers of 1024, matching is
+// "512mb" to bytes: units are powers of 1024, matching is
 // case-insensitive and the result is floored. Anything else fails with the
 // invalid-argument error `Invalid memory limit format: "<x>". Use e.g.
 // "512m", "1g".`; a size beyond int64 fails with `Memory limit too large`.

@@ -15,7 +15,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// denied are the 47 syscalls surface.md §4.1 requires to fail with EPERM.
+// denied are the 47 syscalls the security contract requires to fail with EPERM.
 var denied = strings.Fields(`acct add_key bpf clock_adjtime clock_settime create_module delete_module
 finit_module get_mempolicy init_module ioperm iopl kcmp kexec_file_load kexec_load keyctl
 lookup_dcookie mbind mount move_pages name_to_handle_at open_by_handle_at perf_event_open
