@@ -68,7 +68,7 @@ func (e *Engine) ExecuteStream(ctx context.Context, req Request) (<-chan Event, 
 			if res.TimedOut {
 				s.send(Event{Type: EventError, Data: "EXECUTION TIMED OUT", Phase: PhaseCode})
 			}
-			s.send(Event{Type: EventExit, Data: strconv.Itoa(res.ExitCode), Phase: PhaseCode})
+			s.send(Event{Type: EventExit, Data: strconv.Itoa(res.ExitCode), Phase: PhaseCode, Truncated: res.Truncated})
 		}
 	}()
 	return ch, nil
@@ -92,7 +92,7 @@ func (e *Engine) execute(ctx context.Context, p *plan, s sink) (*Result, error) 
 	if e.opts.Mode == ModePersistent {
 		return e.executePersistent(ctx, p, s)
 	}
-	if err := e.ensureImage(ctx, p.image, p.rt.Name); err != nil {
+	if err := e.resolveImage(ctx, p); err != nil {
 		return nil, err
 	}
 	sb, err := e.pool.acquire(ctx, p.image, p.rt.Name)
@@ -175,7 +175,7 @@ func (e *Engine) run(ctx context.Context, sb *sandbox, p *plan, s sink) (*Result
 	}
 
 	ex := agent.Exec{Argv: p.argv, Env: p.env, Dir: p.dir, TimeoutMs: p.timeout.Milliseconds(),
-		MaxOutput: e.opts.MaxOutputSize, Files: inline}
+		MaxOutput: e.outputCap(s), Files: inline}
 	exit, err := sb.conn.exec(ctx, ex, p.stdin, hostDeadline(p.timeout), func(t agent.Type, b []byte) {
 		s.output(PhaseCode, t, b)
 	})
@@ -197,6 +197,7 @@ func (e *Engine) run(ctx context.Context, sb *sandbox, p *plan, s sink) (*Result
 		ContainerID: sb.id,
 		OOMKilled:   exit.OOMKilled,
 		TimedOut:    exit.TimedOut,
+		Truncated:   exit.Truncated,
 		ResourceUsage: &ResourceUsage{
 			CPUTimeMs:    exit.UserCPUMs + exit.SystemCPUMs,
 			PeakMemoryMB: float64(exit.MaxRSSKB) / 1024,
@@ -209,6 +210,7 @@ func (e *Engine) run(ctx context.Context, sb *sandbox, p *plan, s sink) (*Result
 	if exit.TimedOut {
 		res.ExitCode = 137
 	}
+	e.logDone(sb, res, exit)
 	if bs, ok := s.(*bufferedSink); ok {
 		bs.exit = exit
 	}

@@ -49,6 +49,10 @@ type Options struct {
 	PoolSize       *PoolSize         `json:"poolSize,omitempty"`
 	MaxConcurrent  int               `json:"maxConcurrent,omitempty"`
 
+	// StreamMaxOutput caps each stream of a streamed execution; 0 (the
+	// default) streams everything. MaxOutputSize caps buffered results only.
+	StreamMaxOutput int64 `json:"-"`
+
 	// Backend wiring, never taken from clients.
 	Containerd ContainerdOptions `json:"-"`
 	// InitPath is the isol8-init binary on the host; empty means the

@@ -66,4 +66,7 @@ type Event struct {
 	Type  string `json:"type"`
 	Data  string `json:"data"`
 	Phase string `json:"phase,omitempty"`
+	// Truncated is set on the final exit event when a streaming output cap
+	// (Options.StreamMaxOutput) cut the program's output.
+	Truncated bool `json:"truncated,omitempty"`
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/isol8/isol8/config"
 	"github.com/isol8/isol8/engine"
+	"github.com/isol8/isol8/internal/logfmt"
 )
 
 // version is printed by `isol8 --version` and the debug header.
@@ -438,14 +439,14 @@ func table(rows [][2]string) string {
 	return b.String()
 }
 
-// logger is the engine's logger: text on stderr, Debug level with --debug,
-// otherwise warnings and errors only.
+// logger is the engine's logger: "[DEBUG] ..." lines on stderr with
+// --debug, otherwise "[WARN] ..." and "[ERR] ..." lines only.
 func (a *app) logger(debug bool) *slog.Logger {
 	level := slog.LevelWarn
 	if debug {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+	return slog.New(logfmt.New(a.stderr, level))
 }
 
 // containerdAddress resolves the containerd socket: --containerd-address,

@@ -53,7 +53,7 @@ func (a *app) runCommand(g *globals) *cobra.Command {
 	strFlag(fs, &f.cpu, "cpu", "", "limit", "CPU limit in cores, e.g. 0.5 (default: config defaults.cpuLimit)")
 	strFlag(fs, &f.image, "image", "", "name", "use this image for every runtime")
 	strFlag(fs, &f.pidsLimit, "pids-limit", "", "n", "maximum number of processes (default: 64, 200 for agent)")
-	strFlag(fs, &f.maxOutput, "max-output", "", "bytes", "output cap per stream in buffered mode (default: 1048576)")
+	strFlag(fs, &f.maxOutput, "max-output", "", "bytes", "output cap per stream (buffered default: 1048576; streaming: none unless given)")
 	strsFlag(fs, &f.secrets, "secret", "", "KEY=VALUE", "secret environment variable, masked as *** in output (repeatable)")
 	strFlag(fs, &f.sandboxSize, "sandbox-size", "", "size", "size of the /sandbox tmpfs (default: config defaults.sandboxSize, 2g for agent)")
 	strFlag(fs, &f.tmpSize, "tmp-size", "", "size", "size of the /tmp tmpfs (default: config defaults.tmpSize)")
@@ -118,6 +118,7 @@ func (a *app) runCode(ctx context.Context, g *globals, f *runFlags, file string)
 	ctx, caught, release := a.interruptible(ctx)
 	defer release()
 	a.wire(&opts, g)
+	logOptions(opts.Logger, f, g.cfg, opts)
 	eng, err := a.newEngine(opts)
 	if err != nil {
 		return errf("%s", err)
@@ -204,6 +205,9 @@ func (a *app) runStreaming(ctx context.Context, eng backend, req engine.Request)
 			case engine.EventExit:
 				if n, err := strconv.Atoi(ev.Data); err == nil && n != 0 {
 					code = n
+				}
+				if ev.Truncated {
+					fmt.Fprintln(a.stderr, "[WARN] Output was truncated")
 				}
 			}
 		}

@@ -192,6 +192,10 @@ func deriveOptions(f *runFlags, cfg *config.Config, runtime string, registry fun
 	if f.given("memory") {
 		o.MemoryLimit = f.memory
 	}
+	if !f.noStream {
+		// Streams pass everything through unless the user set a cap.
+		o.StreamMaxOutput = f.maxOutputN
+	}
 	if f.cpuLimit > 0 {
 		o.CPULimit = f.cpuLimit
 	}
