@@ -3,6 +3,7 @@ package engine
 import (
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -128,28 +129,17 @@ func (e *Engine) plan(req Request) (*plan, error) {
 	case strings.TrimSpace(req.Cmd) != "":
 		p.argv = runtimes.CmdArgv(req.Cmd)
 	default:
-		// The inline form skips a file write; a file is needed when the
-		// runtime has no inline form or the program reads files or stdin
-		// beside it (surface.md §3.4 step 4).
-		ok := false
-		if len(p.files) == 0 && p.stdin == nil && len(p.outputs) == 0 && len(pkgs) == 0 && len(req.Code) < 64<<10 {
-			p.argv, ok = rt.Argv(req.Code, "", req.AgentFlags)
+		// A UTF-8 byte order mark means nothing in UTF-8 and bash (or
+		// python3 -c) would read it as code: drop it.
+		req.Code = strings.TrimPrefix(req.Code, "\ufeff")
+		argv, codeFile, err := e.codeArgv(req, rt, p)
+		if err != nil {
+			return nil, err
 		}
-		if !ok {
-			ext := rt.Ext
-			if req.FileExtension != "" {
-				ext = req.FileExtension
-				if !strings.HasPrefix(ext, ".") {
-					ext = "." + ext
-				}
-				if strings.ContainsAny(ext, "/\x00") || len(ext) > 16 {
-					return nil, invalidf("Invalid file extension: %q", req.FileExtension)
-				}
-			}
-			codePath := agent.SandboxDir + "/main" + ext
-			p.files = append(p.files, agent.File{Path: codePath, Data: []byte(req.Code), Mode: 0o644})
-			p.argv, _ = rt.Argv(req.Code, codePath, req.AgentFlags)
+		if codeFile != nil {
+			p.files = append(p.files, *codeFile)
 		}
+		p.argv = argv
 	}
 
 	base := runtimes.BaseEnv()
@@ -203,4 +193,37 @@ func validEnvName(k string) error {
 // and flush its output.
 func hostDeadline(timeout time.Duration) time.Duration {
 	return timeout + 10*time.Second
+}
+
+// codeArgv decides how the code runs. A file given by the client
+// (FileExtension set) and every persistent-mode execution run as a file,
+// /sandbox/main<ext> (persistent: /sandbox/exec_<ms><ext>, so earlier
+// executions' files stay), so __file__, import.meta, module semantics and
+// a UTF-8 BOM behave as they do for a file. Inline code stays inline
+// (python3 -c, node -e, ...) where the runtime has an inline form and
+// nothing else needs a file.
+func (e *Engine) codeArgv(req Request, rt *runtimes.Runtime, p *plan) ([]string, *agent.File, error) {
+	asFile := req.FileExtension != "" || e.opts.Mode == ModePersistent
+	if !asFile && len(p.files) == 0 && p.stdin == nil && len(p.outputs) == 0 && len(p.install) == 0 && len(req.Code) < 64<<10 {
+		if argv, ok := rt.Argv(req.Code, "", req.AgentFlags); ok {
+			return argv, nil, nil
+		}
+	}
+	ext := rt.Ext
+	if req.FileExtension != "" {
+		ext = req.FileExtension
+		if !strings.HasPrefix(ext, ".") {
+			ext = "." + ext
+		}
+		if strings.ContainsAny(ext, "/\x00") || len(ext) > 16 {
+			return nil, nil, invalidf("Invalid file extension: %q", req.FileExtension)
+		}
+	}
+	name := "main"
+	if e.opts.Mode == ModePersistent {
+		name = "exec_" + strconv.FormatInt(time.Now().UnixMilli(), 10)
+	}
+	codePath := agent.SandboxDir + "/" + name + ext
+	argv, _ := rt.Argv(req.Code, codePath, req.AgentFlags)
+	return argv, &agent.File{Path: codePath, Data: []byte(req.Code), Mode: 0o644}, nil
 }

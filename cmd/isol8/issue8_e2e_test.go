@@ -43,3 +43,25 @@ func TestE2EDebugLifecycle(t *testing.T) {
 		}
 	}
 }
+
+// `isol8 run f.py` runs /sandbox/main.py, not python3 -c <contents>.
+func TestE2EFileRunsAsFile(t *testing.T) {
+	testenv.MustHaveRoot(t)
+	dir := t.TempDir()
+	py := write(t, dir, "f.py", "\ufeffprint(__file__)\n")
+	mjs := write(t, dir, "m.mjs", "console.log(import.meta.url, typeof require)\n")
+	noext := write(t, dir, "script", "print(__file__)\n")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", py}, "/sandbox/main.py\n"},
+		{[]string{"run", mjs}, "file:///sandbox/main.mjs undefined\n"},
+		{[]string{"run", "-r", "python", noext}, "/sandbox/main.py\n"},
+	} {
+		r := runCLI(t, "", tc.args...)
+		if r.code != 0 || r.stdout != tc.want {
+			t.Errorf("%v: exit %d stdout %q stderr %q; want %q", tc.args, r.code, r.stdout, r.stderr, tc.want)
+		}
+	}
+}

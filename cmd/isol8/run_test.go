@@ -135,7 +135,8 @@ func TestRunRequest(t *testing.T) {
 		{name: "sh is bash", files: map[string]string{"d/x.sh": "echo"}, args: []string{"d/x.sh"},
 			want: engine.Request{Runtime: "bash", Code: "echo", FileExtension: ".sh"}},
 		{name: "file without extension", files: map[string]string{"script": "echo"}, args: []string{"-r", "bash", "script"},
-			want: engine.Request{Runtime: "bash", Code: "echo"}},
+			// issue 8: a file runs as a file, with its runtime's extension.
+			want: engine.Request{Runtime: "bash", Code: "echo", FileExtension: ".sh"}},
 		{name: "options after positional", files: map[string]string{"s.py": "x"}, args: []string{"s.py", "--timeout", "500", "-r", "python"},
 			want: engine.Request{Runtime: "python", Code: "x", FileExtension: ".py", TimeoutMs: 500}},
 		{name: "stdin is the code", stdin: "print('hello stdin')", args: []string{"--runtime", "python"},

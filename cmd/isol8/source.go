@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -83,7 +84,18 @@ func (a *app) resolveSource(f *runFlags, file string) (source, error) {
 				return source{}, errf("Cannot detect runtime for %s. Use --runtime to specify.", file)
 			}
 		}
-		return source{runtime: rt, code: string(data), fileExt: filepath.Ext(filepath.Base(file))}, nil
+		if len(bytes.TrimSpace(data)) == 0 {
+			return source{}, errf("File is empty: %s", file)
+		}
+		// A file runs as a file in the sandbox; one without an extension
+		// gets its runtime's default extension so it still does.
+		ext := filepath.Ext(filepath.Base(file))
+		if ext == "" {
+			if r, err := runtimes.Get(rt); err == nil {
+				ext = r.Ext
+			}
+		}
+		return source{runtime: rt, code: string(data), fileExt: ext}, nil
 	}
 
 	data, err := io.ReadAll(io.LimitReader(a.stdin, engine.MaxCodeBytes+1))
