@@ -104,7 +104,7 @@ func (e *Engine) execute(ctx context.Context, p *plan, s sink) (*Result, error) 
 		sb.broken = true
 	}
 	if e.opts.Persist && !sb.broken {
-		e.untrack(sb) // left running on purpose; `isol8 cleanup` removes it
+		e.keep(sb) // left running on purpose; `isol8 cleanup` removes it
 	} else {
 		e.pool.release(sb)
 	}

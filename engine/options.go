@@ -62,6 +62,8 @@ type Options struct {
 	Logger *slog.Logger `json:"-"`
 	// Progress receives human progress lines for long work (image builds).
 	Progress io.Writer `json:"-"`
+	// OnKeep is told about each sandbox left running because of Persist.
+	OnKeep func(KeptSandbox) `json:"-"`
 }
 
 // NetworkFilter holds the allow/deny patterns of filtered mode.

@@ -17,6 +17,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/isol8/isol8/agent"
 )
@@ -68,10 +69,18 @@ func (a *agentState) run() error {
 	if err := a.out.WriteJSON(agent.TypeReady, 0, agent.Ready{Version: agent.ProtocolVersion, PID: os.Getpid()}); err != nil {
 		return err
 	}
+	detached := false
 	for {
 		f, err := a.in.Read()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
+				if detached {
+					// Kept for inspection (--persist): stay pid 1 until
+					// the container is removed.
+					for {
+						time.Sleep(time.Hour)
+					}
+				}
 				return nil // the engine closed our stdin: nothing more to do
 			}
 			return fmt.Errorf("read frame: %w", err)
@@ -79,6 +88,10 @@ func (a *agentState) run() error {
 		if f.Type == agent.TypeShutdown {
 			a.killAll()
 			return nil
+		}
+		if f.Type == agent.TypeDetach {
+			detached = true
+			continue
 		}
 		a.dispatch(f)
 	}

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -118,6 +121,7 @@ func (a *app) runCode(ctx context.Context, g *globals, f *runFlags, file string)
 	ctx, caught, release := a.interruptible(ctx)
 	defer release()
 	a.wire(&opts, g)
+	opts.OnKeep = a.printKept
 	logOptions(opts.Logger, f, g.cfg, opts)
 	eng, err := a.newEngine(opts)
 	if err != nil {
@@ -140,6 +144,42 @@ func (a *app) runCode(ctx context.Context, g *globals, f *runFlags, file string)
 		return err
 	}
 	return exitCode(code)
+}
+
+// drain waits (at most stopTimeout) for a cancelled stream to end, so the
+// engine has released the sandbox before it is stopped.
+func drain(events <-chan engine.Event) {
+	timer := time.NewTimer(stopTimeout)
+	defer timer.Stop()
+	for {
+		select {
+		case _, ok := <-events:
+			if !ok {
+				return
+			}
+		case <-timer.C:
+			return
+		}
+	}
+}
+
+// exitBrokenPipe is the shell status of a process killed by SIGPIPE; the
+// CLI exits with it when its stdout reader went away.
+const exitBrokenPipe = 128 + int(syscall.SIGPIPE)
+
+// brokenPipe reports a write that failed because the reader of our
+// standard output is gone (`isol8 run ... | head -1`).
+func brokenPipe(err error) bool { return errors.Is(err, syscall.EPIPE) }
+
+// printKept tells the user which container --persist left running and how
+// to get into it and remove it.
+func (a *app) printKept(k engine.KeptSandbox) {
+	fmt.Fprintf(a.stderr, "[Run] Container kept running (--persist): %s\n", k.ID)
+	fmt.Fprintf(a.stderr, "[Run] Get a shell in it: ctr --address %s --namespace %s task exec -t --exec-id debug %s bash\n",
+		k.Address, k.Namespace, k.ID)
+	fmt.Fprintf(a.stderr, "[Run] Remove it: ctr --address %s --namespace %s task rm -f %s && ctr --address %s --namespace %s container rm %s\n",
+		k.Address, k.Namespace, k.ID, k.Address, k.Namespace, k.ID)
+	fmt.Fprintf(a.stderr, "[Run] (or remove every isol8 container: isol8 cleanup)\n")
 }
 
 // buildRequest turns the resolved source and the flags into a request.
@@ -178,6 +218,10 @@ func (a *app) buildRequest(f *runFlags, src source, timeoutMs int64) (engine.Req
 // runStreaming prints events as they come: output raw, errors as [ERR]
 // lines (exit code 1 unless a later exit event says otherwise).
 func (a *app) runStreaming(ctx context.Context, eng backend, req engine.Request) (int, error) {
+	// Cancelling ends the program and releases the sandbox: done when the
+	// reader of our stdout goes away.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	events, err := eng.ExecuteStream(ctx, req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -196,7 +240,11 @@ func (a *app) runStreaming(ctx context.Context, eng backend, req engine.Request)
 			}
 			switch ev.Type {
 			case engine.EventStdout:
-				io.WriteString(a.stdout, ev.Data)
+				if _, err := io.WriteString(a.stdout, ev.Data); brokenPipe(err) {
+					cancel()
+					drain(events)
+					return exitBrokenPipe, nil
+				}
 			case engine.EventStderr:
 				io.WriteString(a.stderr, ev.Data)
 			case engine.EventError:
@@ -224,7 +272,9 @@ func (a *app) runBuffered(ctx context.Context, eng backend, req engine.Request, 
 		return 1, errf("%s", err)
 	}
 	if res.Stdout != "" {
-		fmt.Fprintln(a.stdout, res.Stdout)
+		if _, err := fmt.Fprintln(a.stdout, res.Stdout); brokenPipe(err) {
+			return exitBrokenPipe, nil
+		}
 	}
 	if res.Stderr != "" {
 		fmt.Fprintln(a.stderr, res.Stderr)

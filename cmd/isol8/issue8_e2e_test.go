@@ -1,9 +1,18 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/isol8/isol8/driver"
+	ctrd "github.com/isol8/isol8/driver/containerd"
 	"github.com/isol8/isol8/internal/testenv"
 )
 
@@ -63,5 +72,91 @@ func TestE2EFileRunsAsFile(t *testing.T) {
 		if r.code != 0 || r.stdout != tc.want {
 			t.Errorf("%v: exit %d stdout %q stderr %q; want %q", tc.args, r.code, r.stdout, r.stderr, tc.want)
 		}
+	}
+}
+
+// A reader that goes away ends the run: exit 141, nothing left behind
+// (runCLI checks the containers). Before, isol8 died of SIGPIPE and the
+// sandbox ran until its timeout.
+func TestE2EBrokenPipe(t *testing.T) {
+	testenv.MustHaveRoot(t)
+	for _, tc := range []struct {
+		code     string
+		readLine bool
+	}{
+		{"print(1); import time; time.sleep(30)", false}, // `| true`: reader gone before the first write
+		{"while True: print(1)", true},                   // `| head -1`
+	} {
+		code := tc.code
+		cmd := isol8Cmd(t, "", "run", "-e", code)
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stdout = w
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		line := ""
+		if tc.readLine {
+			line, _ = bufio.NewReader(r).ReadString('\n')
+		}
+		r.Close()
+		start := time.Now()
+		err = cmd.Wait()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 141 {
+			t.Fatalf("%q: first line %q, exit %v, stderr %q", code, line, err, errb.String())
+		}
+		if took := time.Since(start); took > 15*time.Second {
+			t.Fatalf("%q: took %s to end", code, took)
+		}
+		if left := containersOf(t, cmd.Process.Pid); len(left) > 0 {
+			t.Fatalf("%q left %v", code, left)
+		}
+		if errb.Len() != 0 {
+			t.Errorf("%q: stderr %q", code, errb.String())
+		}
+	}
+}
+
+// --persist leaves the container running after the CLI exits and says how
+// to get into it and remove it. Before, the agent exited with the CLI.
+func TestE2EPersistKeepsContainer(t *testing.T) {
+	testenv.MustHaveRoot(t)
+	cmd := isol8Cmd(t, "", "run", "--persist", "-e", "print('kept')")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v: %s", err, errb.String())
+	}
+	left := containersOf(t, cmd.Process.Pid)
+	if len(left) != 1 {
+		t.Fatalf("kept containers %v; stderr %q", left, errb.String())
+	}
+	id := left[0]
+	ctx := context.Background()
+	drv, err := ctrd.New(ctx, ctrd.Config{Address: testenv.MustHaveContainerd(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer drv.Close()
+	t.Cleanup(func() { _ = drv.Remove(context.Background(), id) })
+	addr := drv.Address()
+	wantContains(t, "stderr", errb.String(),
+		"[Run] Container kept running (--persist): "+id+"\n",
+		"[Run] Get a shell in it: ctr --address "+addr+" --namespace isol8 task exec -t --exec-id debug "+id+" bash\n",
+		"[Run] Remove it: ctr --address "+addr+" --namespace isol8 task rm -f "+id+" && ctr --address "+addr+" --namespace isol8 container rm "+id+"\n",
+	)
+	time.Sleep(500 * time.Millisecond) // the agent used to exit as soon as the CLI had gone
+	infos, err := drv.ListInfo(ctx, map[string]string{driver.LabelManaged: "true", driver.LabelPID: strconv.Itoa(cmd.Process.Pid)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) != 1 || !infos[0].Running {
+		t.Fatalf("kept container not running: %+v", infos)
 	}
 }

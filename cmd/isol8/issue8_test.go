@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/isol8/isol8/engine"
@@ -64,5 +66,29 @@ func TestRunStreamingCap(t *testing.T) {
 	wantCode(t, h2.run("run", "-e", "1"), 0)
 	if h2.opts.StreamMaxOutput != 0 {
 		t.Fatalf("default StreamMaxOutput = %d, want 0 (no cap)", h2.opts.StreamMaxOutput)
+	}
+}
+
+type epipeWriter struct{}
+
+func (epipeWriter) Write([]byte) (int, error) { return 0, syscall.EPIPE }
+
+// EPIPE on stdout ends the run with 141 and cancels the execution, in both
+// modes.
+func TestRunBrokenPipe(t *testing.T) {
+	for _, args := range [][]string{{"run", "-e", "1"}, {"run", "-e", "1", "--no-stream"}} {
+		f := &fakeEngine{
+			events: []engine.Event{{Type: "stdout", Data: "x"}, {Type: "stdout", Data: "y"}, {Type: "exit", Data: "0"}},
+			result: &engine.Result{Stdout: "x"},
+		}
+		var errb bytes.Buffer
+		a := newApp(strings.NewReader(""), epipeWriter{}, &errb, map[string]string{"HOME": t.TempDir()}, t.TempDir())
+		a.newEngine = func(engine.Options) (backend, error) { return f, nil }
+		if code := a.run(args); code != 141 {
+			t.Fatalf("%v: exit %d, stderr %q", args, code, errb.String())
+		}
+		if f.stopped != 1 {
+			t.Fatalf("%v: engine stopped %d times", args, f.stopped)
+		}
 	}
 }
