@@ -68,7 +68,7 @@ func (e *Engine) ExecuteStream(ctx context.Context, req Request) (<-chan Event, 
 			if res.TimedOut {
 				s.send(Event{Type: EventError, Data: "EXECUTION TIMED OUT", Phase: PhaseCode})
 			}
-			s.send(Event{Type: EventExit, Data: strconv.Itoa(res.ExitCode), Phase: PhaseCode, Truncated: res.Truncated})
+			s.send(Event{Type: EventExit, Data: strconv.Itoa(res.ExitCode), Phase: PhaseCode, Truncated: res.Truncated, OOMKilled: res.OOMKilled})
 		}
 	}()
 	return ch, nil
@@ -181,7 +181,7 @@ func (e *Engine) run(ctx context.Context, sb *sandbox, p *plan, s sink) (*Result
 	})
 	if err != nil {
 		if errdefs.IsInvalidArgument(err) {
-			return nil, err
+			return nil, e.explainStart(ctx, sb, p, err)
 		}
 		return nil, fmt.Errorf("execute: %w", err)
 	}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"path"
 	"sort"
 	"strconv"
@@ -52,11 +53,14 @@ func (e *Engine) plan(req Request) (*plan, error) {
 		return nil, invalidf("ExecutionRequest must include exactly one of: code, codeUrl, or cmd.")
 	}
 	if strings.TrimSpace(req.CodeURL) != "" {
-		return nil, invalidf("Remote code fetching is disabled. Set remoteCode.enabled=true to allow it.")
+		return nil, invalidf("%s", TextRemoteCodeNotYet)
 	}
 	rt, err := runtimes.Get(req.Runtime)
-	if err != nil {
-		return nil, invalid(err)
+	if err != nil || !runtimes.Built(req.Runtime) {
+		if rt != nil && rt.Name == runtimes.Agent {
+			return nil, invalidf("%s", TextAgentNotYet)
+		}
+		return nil, invalidf("Unknown runtime: %q. Available: %s", req.Runtime, strings.Join(runtimes.Available(), ", "))
 	}
 	dir, err := runtimes.ResolveWorkdir(req.Workdir)
 	if err != nil {
@@ -76,6 +80,11 @@ func (e *Engine) plan(req Request) (*plan, error) {
 	pkgs := runtimes.NormalizePackages(req.InstallPackages)
 	if err := runtimes.ValidatePackages(pkgs); err != nil {
 		return nil, invalid(err)
+	}
+	if len(pkgs) > 0 {
+		// Installs would reach the registries through whatever network the
+		// sandbox has; only the filtered network may carry them.
+		return nil, invalidf("%s", TextInstallNotYet)
 	}
 	timeoutMs := req.TimeoutMs
 	if timeoutMs < 0 {
@@ -226,4 +235,29 @@ func (e *Engine) codeArgv(req Request, rt *runtimes.Runtime, p *plan) ([]string,
 	codePath := agent.SandboxDir + "/" + name + ext
 	argv, _ := rt.Argv(req.Code, codePath, req.AgentFlags)
 	return argv, &agent.File{Path: codePath, Data: []byte(req.Code), Mode: 0o644}, nil
+}
+
+// Refusals of features this build does not have yet; the CLI prints the
+// same words.
+const (
+	TextAgentNotYet      = "The agent runtime is not available yet in this build"
+	TextInstallNotYet    = "Package installs are not available yet in this build (they need the filtered network)"
+	TextRemoteCodeNotYet = "Remote code (--url, --github, --gist, codeUrl) is not available yet in this build"
+	TextFilteredNotYet   = "Network mode \"filtered\" is not available yet in this build"
+)
+
+// explainStart turns the agent's bare "start <cmd>: no such file or
+// directory" into what went wrong when the cause is a working directory
+// that does not exist (checked with one more exec, on this failure path
+// only).
+func (e *Engine) explainStart(ctx context.Context, sb *sandbox, p *plan, err error) error {
+	if p.dir == agent.SandboxDir || !strings.Contains(err.Error(), "no such file or directory") {
+		return err
+	}
+	ex := agent.Exec{Argv: []string{"test", "-d", p.dir}, Env: p.env, Dir: agent.SandboxDir, TimeoutMs: 5000}
+	exit, terr := sb.conn.exec(ctx, ex, nil, hostDeadline(5*time.Second), func(agent.Type, []byte) {})
+	if terr != nil || exit.ExitCode == 0 {
+		return err
+	}
+	return invalidf("Working directory does not exist: %s. Create it first, e.g. --setup \"mkdir -p %s\"", p.dir, p.dir)
 }

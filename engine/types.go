@@ -69,4 +69,7 @@ type Event struct {
 	// Truncated is set on the final exit event when a streaming output cap
 	// (Options.StreamMaxOutput) cut the program's output.
 	Truncated bool `json:"truncated,omitempty"`
+	// OOMKilled is set on the final exit event when the memory limit
+	// killed the program.
+	OOMKilled bool `json:"oomKilled,omitempty"`
 }

@@ -133,6 +133,9 @@ func (a *app) report(err error) int {
 		if name, err := strconv.QuotedPrefix(rest); err == nil {
 			if n, err := strconv.Unquote(name); err == nil {
 				fmt.Fprintf(a.stderr, "error: unknown command '%s'\n", n)
+				if s := cobraSuggestions(msg); len(s) > 0 {
+					fmt.Fprintf(a.stderr, "(Did you mean %s?)\n", strings.Join(s, " or "))
+				}
 				return 1
 			}
 		}
@@ -178,7 +181,7 @@ func (a *app) rootCommand(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "isol8",
 		Short: "Run untrusted code in isolated sandboxes",
-		Long: "isol8 runs untrusted Python, Node.js, Bun, Deno and Bash code (and an AI coding agent)\n" +
+		Long: "isol8 runs untrusted Python, Node.js, Bun, Deno and Bash code\n" +
 			"in locked-down containerd sandboxes: no network by default, read-only root filesystem,\n" +
 			"memory, CPU, PID and output limits, seccomp and secret masking.",
 		Version:           version,
@@ -266,7 +269,7 @@ func (a *app) before(c *cobra.Command, g *globals) error {
 }
 
 // flagError turns pflag's parse errors into commander's texts.
-func flagError(_ *cobra.Command, err error) error {
+func flagError(c *cobra.Command, err error) error {
 	var (
 		notExist *pflag.NotExistError
 		required *pflag.ValueRequiredError
@@ -278,6 +281,10 @@ func flagError(_ *cobra.Command, err error) error {
 		name := "--" + notExist.GetSpecifiedName()
 		if notExist.GetSpecifiedShortnames() != "" {
 			name = "-" + notExist.GetSpecifiedName()
+			return usageErrorf("unknown option '%s'", name)
+		}
+		if s := suggestFlag(c, notExist.GetSpecifiedName()); s != "" {
+			return usageErrorf("unknown option '%s'\n(Did you mean --%s?)", name, s)
 		}
 		return usageErrorf("unknown option '%s'", name)
 	case errors.As(err, &required):

@@ -22,9 +22,9 @@ func (a *app) runCommand(g *globals) *cobra.Command {
 		Use:   "run [file]",
 		Short: "Execute code in an isolated sandbox",
 		Long: "Execute code once in an isolated sandbox and exit with the program's exit code.\n\n" +
-			"The code comes from --cmd, --url/--github/--gist, -e, the file argument or, failing\n" +
-			"all of these, standard input. The runtime is detected from the file extension\n" +
-			"(.py python, .js/.cjs/.mjs node, .ts bun, .mts deno, .sh bash, .txt agent) unless\n" +
+			"The code comes from --cmd, -e, the file argument or, failing all of these,\n" +
+			"standard input. The runtime is detected from the file extension\n" +
+			"(.py python, .js/.cjs/.mjs node, .ts bun, .mts deno, .sh bash) unless\n" +
 			"--runtime is given; the default is python (bash for --cmd).\n\n" +
 			"Output is streamed unless --no-stream is given. Options fall back to the config\n" +
 			"file (`isol8 config`), then to built-in defaults. Progress lines such as\n" +
@@ -44,8 +44,8 @@ func (a *app) runCommand(g *globals) *cobra.Command {
 	}
 	fs := c.Flags()
 	strFlag(fs, &f.eval, "eval", "e", "code", "inline code to run")
-	strFlag(fs, &f.runtime, "runtime", "r", "name", "runtime: python, node, bun, deno, bash, agent (default: detected, else python)")
-	strFlag(fs, &f.net, "net", "", "mode", "network mode: none, host, filtered (default: config defaults.network, else none)")
+	strFlag(fs, &f.runtime, "runtime", "r", "name", "runtime: python, node, bun, deno, bash (default: detected, else python)")
+	strFlag(fs, &f.net, "net", "", "mode", "network mode: none, host (default: config defaults.network, else none)")
 	strsFlag(fs, &f.allow, "allow", "", "regex", "allow hosts matching regex in filtered mode (repeatable; replaces config network.whitelist)")
 	strsFlag(fs, &f.deny, "deny", "", "regex", "deny hosts matching regex in filtered mode (repeatable; replaces config network.blacklist)")
 	strFlag(fs, &f.out, "out", "", "file", "write the final stdout to a local file (requires --no-stream)")
@@ -55,10 +55,10 @@ func (a *app) runCommand(g *globals) *cobra.Command {
 	strFlag(fs, &f.memory, "memory", "", "limit", "memory limit, e.g. 512m, 1g (default: config defaults.memoryLimit)")
 	strFlag(fs, &f.cpu, "cpu", "", "limit", "CPU limit in cores, e.g. 0.5 (default: config defaults.cpuLimit)")
 	strFlag(fs, &f.image, "image", "", "name", "use this image for every runtime")
-	strFlag(fs, &f.pidsLimit, "pids-limit", "", "n", "maximum number of processes (default: 64, 200 for agent)")
+	strFlag(fs, &f.pidsLimit, "pids-limit", "", "n", "maximum number of processes (default: 64)")
 	strFlag(fs, &f.maxOutput, "max-output", "", "bytes", "output cap per stream (buffered default: 1048576; streaming: none unless given)")
 	strsFlag(fs, &f.secrets, "secret", "", "KEY=VALUE", "secret environment variable, masked as *** in output (repeatable)")
-	strFlag(fs, &f.sandboxSize, "sandbox-size", "", "size", "size of the /sandbox tmpfs (default: config defaults.sandboxSize, 2g for agent)")
+	strFlag(fs, &f.sandboxSize, "sandbox-size", "", "size", "size of the /sandbox tmpfs (default: config defaults.sandboxSize, else 512m)")
 	strFlag(fs, &f.tmpSize, "tmp-size", "", "size", "size of the /tmp tmpfs (default: config defaults.tmpSize)")
 	strFlag(fs, &f.stdin, "stdin", "", "data", "data piped to the program's stdin")
 	strsFlag(fs, &f.install, "install", "", "package", "install a package before the run (repeatable; enables filtered network unless --net is given)")
@@ -78,6 +78,9 @@ func (a *app) runCommand(g *globals) *cobra.Command {
 	strFlag(fs, &f.files, "files", "", "dir", "copy a local directory into /sandbox (skips .git, node_modules, __pycache__, .venv, venv, .tox)")
 	strFlag(fs, &f.cmd, "cmd", "", "command", "run a bash command line instead of code (runtime selects the image; default bash)")
 	fs.BoolVar(&f.writable, "writable", false, "make the container's root filesystem writable")
+	for _, name := range unbuiltRunFlags {
+		_ = fs.MarkHidden(name)
+	}
 	return c
 }
 
@@ -104,6 +107,12 @@ func (a *app) runCode(ctx context.Context, g *globals, f *runFlags, file string)
 		}
 		return a.registry(ctx, rt)
 	})
+	if err := refuseUnbuilt(f, src, opts.Network); err != nil {
+		return err
+	}
+	for _, w := range f.filterWarnings(opts.Network) {
+		fmt.Fprintln(a.stderr, w)
+	}
 	req, err := a.buildRequest(f, src, opts.TimeoutMs)
 	if err != nil {
 		return err
@@ -128,14 +137,18 @@ func (a *app) runCode(ctx context.Context, g *globals, f *runFlags, file string)
 		return errf("%s", err)
 	}
 	defer a.stopEngine(eng, opts.Logger)
+	if opts.Mode == engine.ModePersistent {
+		fmt.Fprintf(a.stderr, "[Run] Session ID: cli-%d\n", a.now().UnixMilli())
+	}
 	if opts.Debug {
 		fmt.Fprintln(a.stderr, "- Starting execution...")
 	}
+	memLimit := orDefault(opts.MemoryLimit, engine.DefaultMemoryLimit)
 	var code int
 	if f.noStream {
-		code, err = a.runBuffered(ctx, eng, req, f.out)
+		code, err = a.runBuffered(ctx, eng, req, f.out, memLimit)
 	} else {
-		code, err = a.runStreaming(ctx, eng, req)
+		code, err = a.runStreaming(ctx, eng, req, memLimit)
 	}
 	if s := caught(); s != nil {
 		return exitCode(signalExitCode(s))
@@ -161,6 +174,11 @@ func drain(events <-chan engine.Event) {
 			return
 		}
 	}
+}
+
+// printOOM explains an exit caused by the memory limit.
+func (a *app) printOOM(limit string) {
+	fmt.Fprintf(a.stderr, "[ERR] Out of memory (limit %s): raise --memory\n", limit)
 }
 
 // exitBrokenPipe is the shell status of a process killed by SIGPIPE; the
@@ -217,7 +235,7 @@ func (a *app) buildRequest(f *runFlags, src source, timeoutMs int64) (engine.Req
 
 // runStreaming prints events as they come: output raw, errors as [ERR]
 // lines (exit code 1 unless a later exit event says otherwise).
-func (a *app) runStreaming(ctx context.Context, eng backend, req engine.Request) (int, error) {
+func (a *app) runStreaming(ctx context.Context, eng backend, req engine.Request, memLimit string) (int, error) {
 	// Cancelling ends the program and releases the sandbox: done when the
 	// reader of our stdout goes away.
 	ctx, cancel := context.WithCancel(ctx)
@@ -257,13 +275,16 @@ func (a *app) runStreaming(ctx context.Context, eng backend, req engine.Request)
 				if ev.Truncated {
 					fmt.Fprintln(a.stderr, "[WARN] Output was truncated")
 				}
+				if ev.OOMKilled {
+					a.printOOM(memLimit)
+				}
 			}
 		}
 	}
 }
 
 // runBuffered runs to completion and prints the result (surface.md §1.1.5).
-func (a *app) runBuffered(ctx context.Context, eng backend, req engine.Request, out string) (int, error) {
+func (a *app) runBuffered(ctx context.Context, eng backend, req engine.Request, out, memLimit string) (int, error) {
 	res, err := eng.Execute(ctx, req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -281,6 +302,9 @@ func (a *app) runBuffered(ctx context.Context, eng backend, req engine.Request, 
 	}
 	if res.Truncated {
 		fmt.Fprintln(a.stderr, "[WARN] Output was truncated")
+	}
+	if res.OOMKilled {
+		a.printOOM(memLimit)
 	}
 	if out != "" && res.Stdout != "" {
 		if err := os.WriteFile(a.abs(out), []byte(res.Stdout), 0o644); err != nil {

@@ -160,3 +160,47 @@ func TestE2EPersistKeepsContainer(t *testing.T) {
 		t.Fatalf("kept container not running: %+v", infos)
 	}
 }
+
+// The troubleshooting messages that need a real sandbox, verbatim.
+func TestE2EClearErrors(t *testing.T) {
+	testenv.MustHaveRoot(t)
+	bin := t.TempDir()
+	blob := make([]byte, 256)
+	for i := range blob {
+		blob[i] = byte(i)
+	}
+	if err := os.WriteFile(bin+"/blob.bin", blob, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{"oom stream", []string{"run", "--memory", "64m", "-e", "x = bytearray(512*1024*1024)"}, 137, "",
+			"[ERR] Out of memory (limit 64m): raise --memory\n"},
+		{"oom buffered", []string{"run", "--no-stream", "--memory", "64m", "-e", "x = bytearray(512*1024*1024)"}, 137, "",
+			"[ERR] Out of memory (limit 64m): raise --memory\n"},
+		{"missing workdir", []string{"run", "--workdir", "sub", "-e", "print(1)"}, 1, "",
+			"[ERR] Working directory does not exist: /sandbox/sub. Create it first, e.g. --setup \"mkdir -p /sandbox/sub\"\n"},
+		{"memory 1k", []string{"run", "--memory", "1k", "-e", "print(1)"}, 1, "",
+			"[ERR] Invalid --memory value: \"1k\". The sandbox needs at least 8m.\n"},
+		{"reserved secret", []string{"run", "--secret", "PATH=/x", "-e", "print(1)"}, 1, "",
+			"[ERR] --secret PATH: PATH is a reserved name (isol8 sets it in the sandbox). Reserved: PYTHONUNBUFFERED, PYTHONUSERBASE, NPM_CONFIG_PREFIX, DENO_DIR, PATH, NODE_PATH, HOME\n"},
+		{"agent", []string{"run", "-r", "agent", "-e", "hi"}, 1, "", "[ERR] The agent runtime is not available yet in this build\n"},
+		{"install", []string{"run", "--install", "numpy", "--net", "none", "-e", "1"}, 1, "",
+			"[ERR] Package installs are not available yet in this build (they need the filtered network)\n"},
+		{"binary files", []string{"run", "--files", bin, "-r", "bash", "-e", "sha256sum < /sandbox/blob.bin | cut -c1-16"}, 0,
+			"40aff2e9d2d8922e\n", ""},
+		{"typo", []string{"rn"}, 1, "", "error: unknown command 'rn'\n(Did you mean run?)\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCLI(t, "", tc.args...)
+			if r.code != tc.code || r.stdout != tc.stdout || r.stderr != tc.stderr {
+				t.Fatalf("exit %d stdout %q stderr %q; want %d %q %q", r.code, r.stdout, r.stderr, tc.code, tc.stdout, tc.stderr)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -90,5 +91,102 @@ func TestRunBrokenPipe(t *testing.T) {
 		if f.stopped != 1 {
 			t.Fatalf("%v: engine stopped %d times", args, f.stopped)
 		}
+	}
+}
+
+// Features not built yet are hidden from --help and refused with one
+// consistent "[ERR] ... not available yet in this build", before any
+// engine exists (before: -r agent failed building an image, --install ran
+// pip against the network, --url said remote code was disabled).
+func TestRunUnbuiltRefused(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-r", "agent", "-e", "hi"}, "[ERR] The agent runtime is not available yet in this build\n"},
+		{[]string{"prompt.txt"}, "[ERR] The agent runtime is not available yet in this build\n"},
+		{[]string{"-e", "1", "--install", "numpy"}, "[ERR] Package installs are not available yet in this build (they need the filtered network)\n"},
+		{[]string{"-e", "1", "--install", "numpy", "--net", "none"}, "[ERR] Package installs are not available yet in this build (they need the filtered network)\n"},
+		{[]string{"--url", "https://h/a.py"}, "[ERR] Remote code (--url, --github, --gist, codeUrl) is not available yet in this build\n"},
+		{[]string{"--github", "o/r/main/s.py"}, "[ERR] Remote code (--url, --github, --gist, codeUrl) is not available yet in this build\n"},
+		{[]string{"--gist", "id/f.js"}, "[ERR] Remote code (--url, --github, --gist, codeUrl) is not available yet in this build\n"},
+		{[]string{"-e", "1", "--net", "filtered"}, "[ERR] Network mode \"filtered\" is not available yet in this build\n"},
+	} {
+		h := newHarness(t)
+		write(t, h.cwd, "prompt.txt", "say hi")
+		r := h.run(append([]string{"run"}, tc.args...)...)
+		wantCode(t, r, 1)
+		if r.stderr != tc.want || h.engines != 0 {
+			t.Errorf("%v: stderr %q (engines %d), want %q", tc.args, r.stderr, h.engines, tc.want)
+		}
+	}
+}
+
+func TestRunHelpHidesUnbuilt(t *testing.T) {
+	h := newHarness(t)
+	r := h.run("run", "--help")
+	wantCode(t, r, 0)
+	for _, hidden := range []string{"--install", "--url", "--github", "--gist", "--hash", "--allow ", "--deny", "--log-network",
+		"--agent-flags", "--host", "--key", "--session-id", "agent", "filtered"} {
+		if strings.Contains(r.stdout, hidden) {
+			t.Errorf("run --help shows %q:\n%s", hidden, r.stdout)
+		}
+	}
+}
+
+// The troubleshooting messages, verbatim.
+func TestRunClearErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		args  []string
+		want  string
+	}{
+		{"memory too small", nil, []string{"-e", "1", "--memory", "1k"}, "[ERR] Invalid --memory value: \"1k\". The sandbox needs at least 8m.\n"},
+		{"reserved secret", nil, []string{"-e", "1", "--secret", "PATH=/x"},
+			"[ERR] --secret PATH: PATH is a reserved name (isol8 sets it in the sandbox). Reserved: PYTHONUNBUFFERED, PYTHONUSERBASE, NPM_CONFIG_PREFIX, DENO_DIR, PATH, NODE_PATH, HOME\n"},
+		{"empty file", map[string]string{"e.py": " \n"}, []string{"e.py"}, "[ERR] File is empty: e.py\n"},
+		{"sandbox size", nil, []string{"-e", "1", "--sandbox-size", "big"}, "[ERR] Invalid --sandbox-size value: \"big\". Use a size such as \"256m\" or \"1g\".\n"},
+		{"tmp size", nil, []string{"-e", "1", "--tmp-size", "0x"}, "[ERR] Invalid --tmp-size value: \"0x\". Use a size such as \"256m\" or \"1g\".\n"},
+		{"bad allow regex", nil, []string{"-e", "1", "--allow", "("}, "[ERR] Invalid --allow pattern \"(\": missing closing ): `(`\n"},
+		{"bad deny regex", nil, []string{"-e", "1", "--deny", "a[b"}, "[ERR] Invalid --deny pattern \"a[b\": missing closing ]: `[b`\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			for p, c := range tc.files {
+				write(t, h.cwd, p, c)
+			}
+			r := h.run(append([]string{"run"}, tc.args...)...)
+			wantCode(t, r, 1)
+			if r.stderr != tc.want || h.engines != 0 {
+				t.Errorf("stderr %q (engines %d), want %q", r.stderr, h.engines, tc.want)
+			}
+		})
+	}
+}
+
+// Filter flags outside the filtered network warn that they do nothing.
+func TestRunFilterFlagsWarn(t *testing.T) {
+	h := newHarness(t)
+	h.fake.events = []engine.Event{{Type: "exit", Data: "0"}}
+	r := h.run("run", "-e", "1", "--allow", "^a$", "--deny", "b", "--log-network", "--net", "host")
+	wantCode(t, r, 0)
+	want := "[WARN] --allow has no effect with --net host (it applies to --net filtered only)\n" +
+		"[WARN] --deny has no effect with --net host (it applies to --net filtered only)\n" +
+		"[WARN] --log-network has no effect with --net host (it applies to --net filtered only)\n"
+	if r.stderr != want {
+		t.Fatalf("stderr %q, want %q", r.stderr, want)
+	}
+}
+
+// --persistent prints its session id.
+func TestRunPersistentSessionID(t *testing.T) {
+	h := newHarness(t)
+	h.fake.events = []engine.Event{{Type: "exit", Data: "0"}}
+	r := h.run("run", "--persistent", "-e", "1")
+	wantCode(t, r, 0)
+	want := "[Run] Session ID: cli-" + strconv.FormatInt(h.now.UnixMilli(), 10) + "\n"
+	if r.stderr != want {
+		t.Fatalf("stderr %q, want %q", r.stderr, want)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/isol8/isol8/engine"
 	"github.com/isol8/isol8/runtimes"
@@ -188,9 +187,8 @@ var skippedDirs = map[string]bool{
 
 // collectFiles reads a local directory for --files: every regular file
 // rel/path becomes /sandbox/rel/path (surface.md §3.14). Skipped
-// directories, symlinks and special files are left out. Content must be
-// UTF-8 text (requests carry files as strings) and the total is capped at
-// engine.MaxFilesBytes.
+// directories, symlinks and special files are left out. The total is capped at
+// engine.MaxFilesBytes. Content is copied byte for byte, binary files too.
 func (a *app) collectFiles(dir string) (map[string]string, error) {
 	root := a.abs(dir)
 	st, err := os.Stat(root)
@@ -235,9 +233,6 @@ func (a *app) collectFiles(dir string) (map[string]string, error) {
 			return errf("--files: %s", err)
 		}
 		total += int64(len(data))
-		if !utf8.Valid(data) {
-			return errf("--files: %s is not UTF-8 text; only text files can be injected", rel)
-		}
 		files[path.Join(runtimes.SandboxDir, rel)] = string(data)
 		return nil
 	})
