@@ -47,6 +47,7 @@ type CleanupOptions struct {
 type CleanupReport struct {
 	Containers    []ContainerInfo
 	Images        []string
+	ImageIDs      map[string]string // image name → image id (hex)
 	Removed       int
 	Failed        []string // "<id12>: <message>"
 	ImagesRemoved int
@@ -81,6 +82,7 @@ func (e *Engine) Cleanup(ctx context.Context, o CleanupOptions) (*CleanupReport,
 		if rep.Images, err = image.List(withNS(ctx), e.drv.Client()); err != nil {
 			return nil, err
 		}
+		rep.ImageIDs = e.imageIDs(ctx, rep.Images)
 	}
 	if o.DryRun {
 		return rep, nil

@@ -125,3 +125,24 @@ func TestBufferedBigOutputBounded(t *testing.T) {
 	}
 	t.Logf("buffered: stdout %d bytes; engine heap peak +%d KiB", len(res.Stdout), grew>>10)
 }
+
+// Backend reports the containerd it reached; cleanup's dry run gives each
+// image its id.
+func TestBackendAndImageIDs(t *testing.T) {
+	e := newTestEngine(t, Options{PoolSize: noPool})
+	mustHaveImage(t, e, "python")
+	info, err := e.Backend(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Address != e.opts.Containerd.Address || info.Version == "" {
+		t.Fatalf("backend %+v", info)
+	}
+	rep, err := e.Cleanup(t.Context(), CleanupOptions{Images: true, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := rep.ImageIDs["isol8:python"]; len(id) != 64 {
+		t.Fatalf("image ids %v", rep.ImageIDs)
+	}
+}

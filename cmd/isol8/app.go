@@ -36,6 +36,7 @@ type backend interface {
 	ExecuteStream(ctx context.Context, req engine.Request) (<-chan engine.Event, error)
 	SetupImages(ctx context.Context, o engine.SetupOptions) error
 	Cleanup(ctx context.Context, o engine.CleanupOptions) (*engine.CleanupReport, error)
+	Backend(ctx context.Context) (engine.BackendInfo, error)
 	Stop(ctx context.Context) error
 }
 

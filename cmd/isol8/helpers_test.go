@@ -25,8 +25,9 @@ type fakeEngine struct {
 	started   chan struct{}
 	startOnce sync.Once
 
-	setupErr  error
-	setupOpts []engine.SetupOptions
+	setupErr   error
+	backendErr error // Backend's answer (the connection is made there first)
+	setupOpts  []engine.SetupOptions
 
 	found      *engine.CleanupReport // DryRun answer
 	removed    *engine.CleanupReport // real answer
@@ -104,6 +105,13 @@ func (f *fakeEngine) Cleanup(_ context.Context, o engine.CleanupOptions) (*engin
 		rep = &engine.CleanupReport{}
 	}
 	return rep, nil
+}
+
+func (f *fakeEngine) Backend(context.Context) (engine.BackendInfo, error) {
+	if f.backendErr != nil {
+		return engine.BackendInfo{}, f.backendErr
+	}
+	return engine.BackendInfo{Address: "/run/fake.sock", Version: "v2.0.0", Revision: "0123456789abcdef"}, nil
 }
 
 func (f *fakeEngine) Stop(context.Context) error {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -202,5 +203,16 @@ func TestE2EClearErrors(t *testing.T) {
 				t.Fatalf("exit %d stdout %q stderr %q; want %d %q %q", r.code, r.stdout, r.stderr, tc.code, tc.stdout, tc.stderr)
 			}
 		})
+	}
+}
+
+// cleanup --images lists "image <id12> | <tags>" (answered "n": nothing is
+// removed).
+func TestE2ECleanupListsImageIDs(t *testing.T) {
+	testenv.MustHaveRoot(t)
+	r := runCLI(t, "n\n", "cleanup", "--images")
+	if r.code != 0 || !regexp.MustCompile(`(?m)^  🖼️ image [0-9a-f]{12} \| .*isol8:python`).MatchString(r.stdout) ||
+		!strings.Contains(r.stdout, "Cleanup cancelled") {
+		t.Fatalf("exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 	}
 }

@@ -190,3 +190,31 @@ func TestRunPersistentSessionID(t *testing.T) {
 		t.Fatalf("stderr %q, want %q", r.stderr, want)
 	}
 }
+
+// setup names the backend before building and refuses prebuiltImages;
+// cleanup --images shows "image <id12> | <tags>".
+func TestSetupAndCleanupTell(t *testing.T) {
+	h := newHarness(t)
+	r := h.run("setup")
+	wantCode(t, r, 0)
+	if r.stderr != "[OK] Backend: containerd v2.0.0 at /run/fake.sock\n" {
+		t.Errorf("setup stderr %q", r.stderr)
+	}
+
+	h = newHarness(t)
+	cfg := write(t, h.cwd, "isol8.config.json", `{"prebuiltImages":[{"tag":"my:py","runtime":"python","installPackages":["numpy"]}]}`)
+	r = h.run("setup")
+	wantCode(t, r, 1)
+	if want := "[ERR] prebuiltImages (1 in " + cfg + ") are not available yet in this build: remove the key to run setup\n"; r.stderr != want || h.engines != 0 {
+		t.Errorf("stderr %q (engines %d), want %q", r.stderr, h.engines, want)
+	}
+
+	h = newHarness(t)
+	h.fake.found = &engine.CleanupReport{Images: []string{"isol8:node", "isol8:python", "isol8:python-old"},
+		ImageIDs: map[string]string{"isol8:python": "aaaabbbbccccdddd", "isol8:python-old": "aaaabbbbccccdddd", "isol8:node": "1111222233334444"}}
+	r = h.run("cleanup", "--images", "--force")
+	wantCode(t, r, 0)
+	wantContains(t, "stdout", r.stdout,
+		"  🖼️ image 111122223333 | isol8:node\n",
+		"  🖼️ image aaaabbbbcccc | isol8:python, isol8:python-old\n")
+}
