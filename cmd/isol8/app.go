@@ -63,6 +63,9 @@ type app struct {
 	// notify means no signal handling.
 	notify     func(c chan<- os.Signal)
 	stopNotify func(c chan<- os.Signal)
+	// stdinKind says what stdin is connected to; nil means "other" (never
+	// read unless it is the only source of code).
+	stdinKind func() stdinKind
 }
 
 // newApp returns an app with the real engine and registry lookups and no

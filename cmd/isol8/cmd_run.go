@@ -117,6 +117,15 @@ func (a *app) runCode(ctx context.Context, g *globals, f *runFlags, file string)
 	if err != nil {
 		return err
 	}
+	if !src.fromStdin { // when stdin held the code, the program gets only --stdin
+		data, ok, err := a.pipedStdin(f)
+		if err != nil {
+			return err
+		}
+		if ok {
+			req.Stdin = data
+		}
+	}
 
 	if f.host != "" {
 		if _, err := a.resolveAPIKey(f.host, f.key); err != nil {

@@ -135,6 +135,7 @@ type harness struct {
 	engines  int
 	registry map[string][]string
 	notify   func(c chan<- os.Signal)
+	stdinIs  stdinKind // what the fake stdin pretends to be (default: other)
 	now      time.Time
 }
 
@@ -181,6 +182,7 @@ func (h *harness) run(args ...string) cliResult {
 	}
 	a.registry = func(_ context.Context, rt string) []string { return h.registry[rt] }
 	a.notify = h.notify
+	a.stdinKind = func() stdinKind { return h.stdinIs }
 	a.stopNotify = func(chan<- os.Signal) {}
 	code := a.run(args)
 	return cliResult{code: code, stdout: out.String(), stderr: errb.String()}

@@ -216,3 +216,13 @@ func TestE2ECleanupListsImageIDs(t *testing.T) {
 		t.Fatalf("exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// `echo data | isol8 run -e ...` gives the program the data (it was
+// dropped without a word).
+func TestE2EPipedStdinReachesProgram(t *testing.T) {
+	testenv.MustHaveRoot(t)
+	r := runCLI(t, "hello piped\n", "run", "-e", "import sys; print(sys.stdin.read().upper(), end='')")
+	if r.code != 0 || r.stdout != "HELLO PIPED\n" {
+		t.Fatalf("exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+}

@@ -218,3 +218,47 @@ func TestSetupAndCleanupTell(t *testing.T) {
 		"  🖼️ image 111122223333 | isol8:node\n",
 		"  🖼️ image aaaabbbbcccc | isol8:python, isol8:python-old\n")
 }
+
+// Bare `isol8 run` at a terminal says it reads code from stdin; piped
+// stdin with -e (or a file, or --cmd) is the program's stdin.
+func TestRunStdinHandling(t *testing.T) {
+	h := newHarness(t)
+	h.stdinIs = stdinTerminal
+	h.stdin = "print(1)"
+	h.fake.events = []engine.Event{{Type: "exit", Data: "0"}}
+	r := h.run("run")
+	wantCode(t, r, 0)
+	if r.stderr != "Reading code from stdin (end with Ctrl-D)...\n" || h.lastRequest().Code != "print(1)" || h.lastRequest().Stdin != "" {
+		t.Errorf("stderr %q request %+v", r.stderr, h.lastRequest())
+	}
+
+	h = newHarness(t)
+	h.stdinIs = stdinPiped
+	h.stdin = "data for the program"
+	h.fake.events = []engine.Event{{Type: "exit", Data: "0"}}
+	r = h.run("run", "-e", "import sys; print(sys.stdin.read())")
+	wantCode(t, r, 0)
+	if got := h.lastRequest().Stdin; got != "data for the program" || r.stderr != "" {
+		t.Errorf("stdin %q stderr %q", got, r.stderr)
+	}
+
+	// --stdin wins over piped stdin.
+	h = newHarness(t)
+	h.stdinIs = stdinPiped
+	h.stdin = "x"
+	h.fake.events = []engine.Event{{Type: "exit", Data: "0"}}
+	wantCode(t, h.run("run", "-e", "1", "--stdin", "y"), 0)
+	if got := h.lastRequest().Stdin; got != "y" {
+		t.Errorf("stdin %q, want --stdin's", got)
+	}
+
+	// Piped code (no -e): stdin is the code, not the program's input.
+	h = newHarness(t)
+	h.stdinIs = stdinPiped
+	h.stdin = "print(2)"
+	h.fake.events = []engine.Event{{Type: "exit", Data: "0"}}
+	wantCode(t, h.run("run"), 0)
+	if req := h.lastRequest(); req.Code != "print(2)" || req.Stdin != "" {
+		t.Errorf("request %+v", req)
+	}
+}

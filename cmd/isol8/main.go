@@ -39,6 +39,7 @@ func run(args []string) int {
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	a.notify = func(c chan<- os.Signal) { signal.Notify(c, syscall.SIGINT, syscall.SIGTERM) }
 	a.stopNotify = func(c chan<- os.Signal) { signal.Stop(c) }
+	a.stdinKind = func() stdinKind { return classifyStdin(os.Stdin) }
 	return a.run(args)
 }
 

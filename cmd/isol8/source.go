@@ -24,6 +24,8 @@ type source struct {
 	codeURL  string
 	codeHash string
 	fileExt  string
+	// fromStdin: the code was read from isol8's standard input.
+	fromStdin bool
 }
 
 // abs resolves p against the app's working directory.
@@ -97,6 +99,9 @@ func (a *app) resolveSource(f *runFlags, file string) (source, error) {
 		return source{runtime: rt, code: string(data), fileExt: ext}, nil
 	}
 
+	if a.stdinKind != nil && a.stdinKind() == stdinTerminal {
+		fmt.Fprint(a.stderr, stdinPrompt)
+	}
 	data, err := io.ReadAll(io.LimitReader(a.stdin, engine.MaxCodeBytes+1))
 	if err != nil {
 		return source{}, errf("Cannot read code from stdin: %s", err)
@@ -104,7 +109,7 @@ func (a *app) resolveSource(f *runFlags, file string) (source, error) {
 	if len(data) > engine.MaxCodeBytes {
 		return source{}, errf("Code read from stdin exceeds %d bytes", engine.MaxCodeBytes)
 	}
-	return source{runtime: orDefault(f.runtime, runtimes.Python), code: string(data)}, nil
+	return source{runtime: orDefault(f.runtime, runtimes.Python), code: string(data), fromStdin: true}, nil
 }
 
 func orDefault(v, def string) string {
