@@ -1,6 +1,7 @@
 // Package logfmt is the slog handler of isol8's human logs: one line per
-// record, "[DEBUG] <message> key=value ...", with "[INFO]", "[WARN]" and
-// "[ERR]" for the other levels. The words of each message are stable so
+// record, "[DEBUG] <message> key=value ..." (and "[INFO]" the same way) for
+// people grepping debug output, and "[WARN] <message> (key: value; ...)" /
+// "[ERR] ..." for what users must read, never in key=value form. The words of each message are stable so
 // people can grep for them. The CLI uses it for --debug and the server
 // reuses it for its request, session and prune logs.
 package logfmt
@@ -21,12 +22,15 @@ import (
 // concurrent use; handlers derived with WithAttrs/WithGroup share the
 // writer's lock so lines never interleave.
 type Handler struct {
-	w      io.Writer
-	mu     *sync.Mutex
-	level  slog.Leveler
-	prefix string // pre-rendered attributes of WithAttrs, each " k=v"
-	group  string // key prefix from WithGroup, "g." form
+	w     io.Writer
+	mu    *sync.Mutex
+	level slog.Leveler
+	attrs []field // attributes of WithAttrs, keys qualified
+	group string  // key prefix from WithGroup, "g." form
 }
+
+// field is one rendered attribute.
+type field struct{ key, value string }
 
 // New returns a handler writing to w records at level or above (nil level
 // means slog.LevelInfo).
@@ -57,15 +61,32 @@ func Tag(l slog.Level) string {
 
 // Handle writes one line for r.
 func (h *Handler) Handle(_ context.Context, r slog.Record) error {
+	fields := append([]field(nil), h.attrs...)
+	r.Attrs(func(a slog.Attr) bool {
+		fields = appendAttr(fields, h.group, a)
+		return true
+	})
 	var b strings.Builder
 	b.WriteString(Tag(r.Level))
 	b.WriteByte(' ')
 	b.WriteString(r.Message)
-	b.WriteString(h.prefix)
-	r.Attrs(func(a slog.Attr) bool {
-		appendAttr(&b, h.group, a)
-		return true
-	})
+	if r.Level >= slog.LevelWarn {
+		for i, f := range fields {
+			if i == 0 {
+				b.WriteString(" (")
+			} else {
+				b.WriteString("; ")
+			}
+			b.WriteString(f.key + ": " + f.value)
+			if i == len(fields)-1 {
+				b.WriteByte(')')
+			}
+		}
+	} else {
+		for _, f := range fields {
+			b.WriteString(" " + f.key + "=" + quote(f.value))
+		}
+	}
 	b.WriteByte('\n')
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -75,13 +96,11 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 
 // WithAttrs returns a handler that adds attrs to every line.
 func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	var b strings.Builder
-	b.WriteString(h.prefix)
-	for _, a := range attrs {
-		appendAttr(&b, h.group, a)
-	}
 	c := *h
-	c.prefix = b.String()
+	c.attrs = append([]field(nil), h.attrs...)
+	for _, a := range attrs {
+		c.attrs = appendAttr(c.attrs, h.group, a)
+	}
 	return &c
 }
 
@@ -95,10 +114,10 @@ func (h *Handler) WithGroup(name string) slog.Handler {
 	return &c
 }
 
-func appendAttr(b *strings.Builder, group string, a slog.Attr) {
+func appendAttr(fields []field, group string, a slog.Attr) []field {
 	a.Value = a.Value.Resolve()
 	if a.Equal(slog.Attr{}) {
-		return
+		return fields
 	}
 	if a.Value.Kind() == slog.KindGroup {
 		g := group
@@ -106,30 +125,25 @@ func appendAttr(b *strings.Builder, group string, a slog.Attr) {
 			g += a.Key + "."
 		}
 		for _, ga := range a.Value.Group() {
-			appendAttr(b, g, ga)
+			fields = appendAttr(fields, g, ga)
 		}
-		return
+		return fields
 	}
-	b.WriteByte(' ')
-	b.WriteString(group)
-	b.WriteString(a.Key)
-	b.WriteByte('=')
-	b.WriteString(formatValue(a.Value))
+	return append(fields, field{key: group + a.Key, value: formatValue(a.Value)})
 }
 
+// formatValue renders a value unquoted; debug lines quote it (quote).
 func formatValue(v slog.Value) string {
 	switch v.Kind() {
 	case slog.KindDuration:
 		return formatDuration(v.Duration())
 	case slog.KindTime:
 		return v.Time().UTC().Format(time.RFC3339Nano)
-	case slog.KindString:
-		return quote(v.String())
 	case slog.KindAny:
 		if err, ok := v.Any().(error); ok {
-			return quote(err.Error())
+			return err.Error()
 		}
-		return quote(fmt.Sprint(v.Any()))
+		return fmt.Sprint(v.Any())
 	}
 	return v.String()
 }

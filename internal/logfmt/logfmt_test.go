@@ -19,8 +19,8 @@ func TestLineFormat(t *testing.T) {
 	log.Error("boom", "n", 3, "ok", true, "empty", "")
 	want := "[DEBUG] sandbox create container=isol8-ab dur=1.50ms\n" +
 		"[INFO] option name=memory from=\"config /a b/c.json\"\n" +
-		"[WARN] remove sandbox failed sandbox=x g.error=\"no such task\"\n" +
-		"[ERR] boom n=3 ok=true empty=\"\"\n"
+		"[WARN] remove sandbox failed (sandbox: x; g.error: no such task)\n" +
+		"[ERR] boom (n: 3; ok: true; empty: )\n"
 	if got := buf.String(); got != want {
 		t.Fatalf("got:\n%s\nwant:\n%s", got, want)
 	}
