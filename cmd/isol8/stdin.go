@@ -4,8 +4,6 @@ import (
 	"io"
 	"os"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/isol8/isol8/engine"
 )
 
@@ -28,7 +26,7 @@ func classifyStdin(f *os.File) stdinKind {
 	case m&os.ModeNamedPipe != 0, m.IsRegular():
 		return stdinPiped
 	case m&os.ModeCharDevice != 0:
-		if _, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err == nil {
+		if isTerminal(f) {
 			return stdinTerminal
 		}
 	}
