@@ -1,8 +1,16 @@
 package engine
 
 import (
+	"bytes"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/isol8/isol8/internal/logfmt"
 )
 
 // A file runs as a file: __file__ / import.meta name it, .mjs and .mts are
@@ -61,4 +69,63 @@ func TestPersistentRunsFiles(t *testing.T) {
 	if len(lines) != 2 || lines[0] == first.Stdout || lines[1] != "2" {
 		t.Fatalf("second run %q (first %q)", second.Stdout, first.Stdout)
 	}
+}
+
+// The engine refuses what is not built yet with the CLI's words.
+func TestPlanRefusesUnbuilt(t *testing.T) {
+	e, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		req  Request
+		want string
+	}{
+		{Request{Runtime: "python", Code: "1", InstallPackages: []string{"numpy"}}, TextInstallNotYet},
+		{Request{Runtime: "agent", Code: "hi"}, TextAgentNotYet},
+		{Request{Runtime: "python", CodeURL: "https://h/a.py"}, TextRemoteCodeNotYet},
+		{Request{Runtime: "ruby", Code: "1"}, `Unknown runtime: "ruby". Available: python, node, bun, bash, deno`},
+	} {
+		_, err := e.plan(tc.req)
+		if err == nil || err.Error() != tc.want || !errdefs.IsInvalidArgument(err) {
+			t.Errorf("%+v: err %v, want %q", tc.req, err, tc.want)
+		}
+	}
+}
+
+// Debug events of a warm pool: the second execution is a hit, after a reset.
+func TestDebugPoolEvents(t *testing.T) {
+	var buf syncBuffer
+	e := newTestEngine(t, Options{PoolSize: &PoolSize{Clean: 1, Dirty: 1},
+		Logger: slog.New(logfmt.New(&buf, slog.LevelDebug))})
+	mustHaveImage(t, e, "python")
+	run(t, e, Request{Runtime: "python", Code: "print(1)"})
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(buf.String(), "[DEBUG] sandbox reset container=") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	run(t, e, Request{Runtime: "python", Code: "print(2)"})
+	for _, want := range []string{"[DEBUG] pool acquire result=miss ", "[DEBUG] sandbox reset container=",
+		"[DEBUG] pool acquire result=hit ", "[DEBUG] execution done container="} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, buf.String())
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
