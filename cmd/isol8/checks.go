@@ -71,6 +71,19 @@ func (f *runFlags) validateSizes() error {
 	return nil
 }
 
+// configMemoryOK applies --memory's minimum to a limit from the config
+// file, naming the file.
+func configMemoryOK(f *runFlags, cfg *config.Config, limit string) error {
+	if f.given("memory") || limit == "" || cfg == nil {
+		return nil
+	}
+	if n, err := config.ParseMemoryLimit(limit); err == nil && n < minMemory {
+		return errf("Invalid defaults.memoryLimit %q in %s. The sandbox needs at least %s.",
+			limit, cfg.Source("defaults.memoryLimit"), minMemoryText)
+	}
+	return nil
+}
+
 // validateSecrets refuses secrets that would replace isol8's own
 // environment variables.
 func (f *runFlags) validateSecrets() error {

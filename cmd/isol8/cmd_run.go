@@ -110,6 +110,9 @@ func (a *app) runCode(ctx context.Context, g *globals, f *runFlags, file string)
 	if err := refuseUnbuilt(f, src, opts.Network); err != nil {
 		return err
 	}
+	if err := configMemoryOK(f, g.cfg, opts.MemoryLimit); err != nil {
+		return err
+	}
 	for _, w := range f.filterWarnings(opts.Network) {
 		fmt.Fprintln(a.stderr, w)
 	}

@@ -165,6 +165,17 @@ func TestRunClearErrors(t *testing.T) {
 	}
 }
 
+// A too-small memory limit from the config file is refused too, naming the file.
+func TestRunConfigMemoryTooSmall(t *testing.T) {
+	h := newHarness(t)
+	cfg := write(t, h.cwd, "isol8.config.json", `{"defaults":{"memoryLimit":"1k"}}`)
+	r := h.run("run", "-e", "1")
+	wantCode(t, r, 1)
+	if want := "[ERR] Invalid defaults.memoryLimit \"1k\" in " + cfg + ". The sandbox needs at least 8m.\n"; r.stderr != want || h.engines != 0 {
+		t.Fatalf("stderr %q, want %q", r.stderr, want)
+	}
+}
+
 // Filter flags outside the filtered network warn that they do nothing.
 func TestRunFilterFlagsWarn(t *testing.T) {
 	h := newHarness(t)
