@@ -128,7 +128,12 @@ func TestE2EBrokenPipe(t *testing.T) {
 // to get into it and remove it. Before, the agent exited with the CLI.
 func TestE2EPersistKeepsContainer(t *testing.T) {
 	testenv.MustHaveRoot(t)
-	cmd := isol8Cmd(t, "", "run", "--persist", "-e", "print('kept')")
+	t.Run("ephemeral", func(t *testing.T) { testPersistKeeps(t, "run", "--persist", "-e", "print('kept')") })
+	t.Run("persistent", func(t *testing.T) { testPersistKeeps(t, "run", "--persistent", "--persist", "-e", "print('kept')") })
+}
+
+func testPersistKeeps(t *testing.T, args ...string) {
+	cmd := isol8Cmd(t, "", args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
@@ -145,7 +150,11 @@ func TestE2EPersistKeepsContainer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer drv.Close()
-	t.Cleanup(func() { _ = drv.Remove(context.Background(), id) })
+	defer func() {
+		if err := drv.Remove(context.Background(), id); err != nil {
+			t.Errorf("remove kept container %s: %v", id, err)
+		}
+	}()
 	addr := drv.Address()
 	wantContains(t, "stderr", errb.String(),
 		"[Run] Container kept running (--persist): "+id+"\n",
