@@ -55,6 +55,7 @@ const (
 	TypeGetFile  Type = 6 // JSON GetFile: read a file back
 	TypeReset    Type = 7 // JSON Reset: make the sandbox fresh for reuse
 	TypeShutdown Type = 8 // no payload: the agent exits 0
+	TypeDetach   Type = 9 // no payload: keep running after the engine closes stdin (--persist)
 )
 
 // Agent → engine.
@@ -87,6 +88,8 @@ func (t Type) String() string {
 		return "reset"
 	case TypeShutdown:
 		return "shutdown"
+	case TypeDetach:
+		return "detach"
 	case TypeReady:
 		return "ready"
 	case TypeStdout:

@@ -66,6 +66,12 @@ type Event struct {
 	Type  string `json:"type"`
 	Data  string `json:"data"`
 	Phase string `json:"phase,omitempty"`
+	// Truncated is set on the final exit event when a streaming output cap
+	// cut the program's output.
+	Truncated bool `json:"truncated,omitempty"`
+	// OOMKilled is set on the final exit event when the memory limit
+	// killed the program.
+	OOMKilled bool `json:"oomKilled,omitempty"`
 }
 
 // Execution modes.

@@ -57,6 +57,7 @@ type CleanupReport struct {
 	// pool, a run in progress); Cleanup never removes them.
 	InUse         []ContainerInfo
 	Images        []string
+	ImageIDs      map[string]string // image name → image id (hex)
 	Removed       int
 	Failed        []string // "<id12>: <message>"
 	ImagesRemoved int
@@ -112,6 +113,7 @@ func (e *Engine) Cleanup(ctx context.Context, o CleanupOptions) (*CleanupReport,
 		if rep.Images, err = image.List(withNS(ctx), e.drv.Client()); err != nil {
 			return nil, err
 		}
+		rep.ImageIDs = e.imageIDs(ctx, rep.Images)
 	}
 	if o.DryRun {
 		return rep, nil

@@ -334,3 +334,6 @@ func (c *agentConn) shutdown() {
 	_ = c.w.Write(agent.TypeShutdown, 0, nil)
 	_ = c.stdin.Close()
 }
+
+// detach tells the agent to keep running after our end of its stdin closes.
+func (c *agentConn) detach() error { return c.w.Write(agent.TypeDetach, 0, nil) }

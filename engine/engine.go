@@ -243,6 +243,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 	e.waitInflight(ctx)
 	e.pool.drain(ctx)
 	e.pmu.Lock()
+	if e.persistent != nil && e.opts.Persist {
+		e.keep(e.persistent) // --persist with persistent mode: left running too
+	}
 	e.persistent = nil
 	e.pmu.Unlock()
 	e.mu.Lock()

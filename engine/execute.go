@@ -69,7 +69,7 @@ func (e *Engine) ExecuteStream(ctx context.Context, req Request) (<-chan Event, 
 			if res.TimedOut {
 				s.send(Event{Type: EventError, Data: "EXECUTION TIMED OUT", Phase: PhaseCode})
 			}
-			s.send(Event{Type: EventExit, Data: strconv.Itoa(res.ExitCode), Phase: PhaseCode})
+			s.send(Event{Type: EventExit, Data: strconv.Itoa(res.ExitCode), Phase: PhaseCode, Truncated: res.Truncated, OOMKilled: res.OOMKilled})
 		}
 	}()
 	return ch, nil
@@ -98,7 +98,7 @@ func (e *Engine) execute(ctx context.Context, p *plan, s sink) (*Result, error) 
 	if e.opts.Mode == ModePersistent {
 		return e.executePersistent(ctx, p, s)
 	}
-	if err := e.ensureImage(ctx, p.image, p.rt.Name); err != nil {
+	if err := e.resolveImage(ctx, p); err != nil {
 		return nil, err
 	}
 	sb, err := e.pool.acquire(ctx, p.image, p.rt.Name)
@@ -110,7 +110,7 @@ func (e *Engine) execute(ctx context.Context, p *plan, s sink) (*Result, error) 
 		sb.broken = true
 	}
 	if e.opts.Persist && !sb.broken {
-		e.untrack(sb) // left running on purpose; `isol8 cleanup` removes it
+		e.keep(sb) // left running on purpose; `isol8 cleanup` removes it
 	} else {
 		e.pool.release(sb)
 	}
@@ -181,13 +181,13 @@ func (e *Engine) run(ctx context.Context, sb *sandbox, p *plan, s sink) (*Result
 	}
 
 	ex := agent.Exec{Argv: p.argv, Env: p.env, Dir: p.dir, TimeoutMs: p.timeout.Milliseconds(),
-		MaxOutput: e.opts.MaxOutputSize, Files: inline}
+		MaxOutput: e.outputCap(s), Files: inline}
 	exit, err := sb.conn.exec(ctx, ex, p.stdin, hostDeadline(p.timeout), func(t agent.Type, b []byte) {
 		s.output(PhaseCode, t, b)
 	})
 	if err != nil {
 		if errdefs.IsInvalidArgument(err) {
-			return nil, err
+			return nil, e.explainStart(ctx, sb, p, err)
 		}
 		return nil, fmt.Errorf("execute: %w", err)
 	}
@@ -203,6 +203,7 @@ func (e *Engine) run(ctx context.Context, sb *sandbox, p *plan, s sink) (*Result
 		ContainerID: sb.id,
 		OOMKilled:   exit.OOMKilled,
 		TimedOut:    exit.TimedOut,
+		Truncated:   exit.Truncated,
 		ResourceUsage: &ResourceUsage{
 			CPUTimeMs:    exit.UserCPUMs + exit.SystemCPUMs,
 			PeakMemoryMB: float64(exit.MaxRSSKB) / 1024,
@@ -215,6 +216,7 @@ func (e *Engine) run(ctx context.Context, sb *sandbox, p *plan, s sink) (*Result
 	if exit.TimedOut {
 		res.ExitCode = 137
 	}
+	e.logDone(sb, res, exit)
 	if bs, ok := s.(*bufferedSink); ok {
 		bs.exit = exit
 	}

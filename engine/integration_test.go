@@ -342,7 +342,7 @@ func TestBadInput(t *testing.T) {
 		req  Request
 		want string
 	}{
-		{"unknown runtime", Request{Runtime: "ruby", Code: "1"}, `Unknown runtime: "ruby". Available: python, node, bun, bash, deno, agent`},
+		{"unknown runtime", Request{Runtime: "ruby", Code: "1"}, `Unknown runtime: "ruby". Available: python, node, bun, bash, deno`}, // issue 8: agent is not built yet
 		{"workdir outside", Request{Runtime: "python", Code: "1", Workdir: "/etc"}, "Working directory must be inside /sandbox"},
 		{"workdir escape", Request{Runtime: "python", Code: "1", Workdir: "../../etc"}, "Working directory must be inside /sandbox"},
 		{"no source", Request{Runtime: "python"}, "exactly one of"},

@@ -51,6 +51,10 @@ type Options struct {
 	PoolSize       *PoolSize         `json:"poolSize,omitempty"`
 	MaxConcurrent  int               `json:"maxConcurrent,omitempty"`
 
+	// StreamMaxOutput caps each stream of a streamed execution; 0 (the
+	// default) streams everything. MaxOutputSize caps buffered results only.
+	StreamMaxOutput int64 `json:"-"`
+
 	// Backend wiring, never taken from clients.
 	Containerd ContainerdOptions `json:"-"`
 	// InitPath is the isol8-init binary on the host; empty means the
@@ -60,6 +64,8 @@ type Options struct {
 	Logger *slog.Logger `json:"-"`
 	// Progress receives human progress lines for long work (image builds).
 	Progress io.Writer `json:"-"`
+	// OnKeep is told about each sandbox left running because of Persist.
+	OnKeep func(KeptSandbox) `json:"-"`
 }
 
 // NetworkFilter and PoolSize are the api types.

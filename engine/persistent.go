@@ -33,7 +33,7 @@ func (e *Engine) executePersistent(ctx context.Context, p *plan, s sink) (*Resul
 		if stopped {
 			return nil, errStopped
 		}
-		if err := e.ensureImage(ctx, p.image, p.rt.Name); err != nil {
+		if err := e.resolveImage(ctx, p); err != nil {
 			return nil, err
 		}
 		sb, err := e.newSandbox(ctx, p.image, p.rt.Name)

@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"context"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,11 +53,14 @@ func (e *Engine) plan(req Request) (*plan, error) {
 		return nil, invalidf("ExecutionRequest must include exactly one of: code, codeUrl, or cmd.")
 	}
 	if strings.TrimSpace(req.CodeURL) != "" {
-		return nil, invalidf("Remote code fetching is disabled. Set remoteCode.enabled=true to allow it.")
+		return nil, invalidf("%s", TextRemoteCodeNotYet)
 	}
 	rt, err := runtimes.Get(req.Runtime)
-	if err != nil {
-		return nil, invalid(err)
+	if err != nil || !runtimes.Built(req.Runtime) {
+		if rt != nil && rt.Name == runtimes.Agent {
+			return nil, invalidf("%s", TextAgentNotYet)
+		}
+		return nil, invalidf("Unknown runtime: %q. Available: %s", req.Runtime, strings.Join(runtimes.Available(), ", "))
 	}
 	dir, err := runtimes.ResolveWorkdir(req.Workdir)
 	if err != nil {
@@ -77,10 +82,9 @@ func (e *Engine) plan(req Request) (*plan, error) {
 		return nil, invalid(err)
 	}
 	if len(pkgs) > 0 {
-		// Refuse what the runtime cannot install before any sandbox exists.
-		if _, err := rt.InstallArgv(pkgs); err != nil {
-			return nil, invalid(err)
-		}
+		// Installs would reach the registries through whatever network the
+		// sandbox has; only the filtered network may carry them.
+		return nil, invalidf("%s", TextInstallNotYet)
 	}
 	timeoutMs := req.TimeoutMs
 	if timeoutMs < 0 {
@@ -134,28 +138,17 @@ func (e *Engine) plan(req Request) (*plan, error) {
 	case strings.TrimSpace(req.Cmd) != "":
 		p.argv = runtimes.CmdArgv(req.Cmd)
 	default:
-		// The inline form skips a file write; a file is needed when the
-		// runtime has no inline form or the program reads files or stdin
-		// beside it (surface.md §3.4 step 4).
-		ok := false
-		if len(p.files) == 0 && p.stdin == nil && len(p.outputs) == 0 && len(pkgs) == 0 && len(req.Code) < 64<<10 {
-			p.argv, ok = rt.Argv(req.Code, "", req.AgentFlags)
+		// A UTF-8 byte order mark means nothing in UTF-8 and bash (or
+		// python3 -c) would read it as code: drop it.
+		req.Code = strings.TrimPrefix(req.Code, "\ufeff")
+		argv, codeFile, err := e.codeArgv(req, rt, p)
+		if err != nil {
+			return nil, err
 		}
-		if !ok {
-			ext := rt.Ext
-			if req.FileExtension != "" {
-				ext = req.FileExtension
-				if !strings.HasPrefix(ext, ".") {
-					ext = "." + ext
-				}
-				if strings.ContainsAny(ext, "/\x00") || len(ext) > 16 {
-					return nil, invalidf("Invalid file extension: %q", req.FileExtension)
-				}
-			}
-			codePath := agent.SandboxDir + "/main" + ext
-			p.files = append(p.files, agent.File{Path: codePath, Data: []byte(req.Code), Mode: 0o644})
-			p.argv, _ = rt.Argv(req.Code, codePath, req.AgentFlags)
+		if codeFile != nil {
+			p.files = append(p.files, *codeFile)
 		}
+		p.argv = argv
 	}
 
 	base := runtimes.BaseEnv()
@@ -209,4 +202,62 @@ func validEnvName(k string) error {
 // and flush its output.
 func hostDeadline(timeout time.Duration) time.Duration {
 	return timeout + 10*time.Second
+}
+
+// codeArgv decides how the code runs. A file given by the client
+// (FileExtension set) and every persistent-mode execution run as a file,
+// /sandbox/main<ext> (persistent: /sandbox/exec_<ms><ext>, so earlier
+// executions' files stay), so __file__, import.meta, module semantics and
+// a UTF-8 BOM behave as they do for a file. Inline code stays inline
+// (python3 -c, node -e, ...) where the runtime has an inline form and
+// nothing else needs a file.
+func (e *Engine) codeArgv(req Request, rt *runtimes.Runtime, p *plan) ([]string, *agent.File, error) {
+	asFile := req.FileExtension != "" || e.opts.Mode == ModePersistent
+	if !asFile && len(p.files) == 0 && p.stdin == nil && len(p.outputs) == 0 && len(p.install) == 0 && len(req.Code) < 64<<10 {
+		if argv, ok := rt.Argv(req.Code, "", req.AgentFlags); ok {
+			return argv, nil, nil
+		}
+	}
+	ext := rt.Ext
+	if req.FileExtension != "" {
+		ext = req.FileExtension
+		if !strings.HasPrefix(ext, ".") {
+			ext = "." + ext
+		}
+		if strings.ContainsAny(ext, "/\x00") || len(ext) > 16 {
+			return nil, nil, invalidf("Invalid file extension: %q", req.FileExtension)
+		}
+	}
+	name := "main"
+	if e.opts.Mode == ModePersistent {
+		name = "exec_" + strconv.FormatInt(time.Now().UnixMilli(), 10)
+	}
+	codePath := agent.SandboxDir + "/" + name + ext
+	argv, _ := rt.Argv(req.Code, codePath, req.AgentFlags)
+	return argv, &agent.File{Path: codePath, Data: []byte(req.Code), Mode: 0o644}, nil
+}
+
+// Refusals of features this build does not have yet; the CLI prints the
+// same words.
+const (
+	TextAgentNotYet      = "The agent runtime is not available yet in this build"
+	TextInstallNotYet    = "Package installs are not available yet in this build (they need the filtered network)"
+	TextRemoteCodeNotYet = "Remote code (--url, --github, --gist, codeUrl) is not available yet in this build"
+	TextFilteredNotYet   = "Network mode \"filtered\" is not available yet in this build"
+)
+
+// explainStart turns the agent's bare "start <cmd>: no such file or
+// directory" into what went wrong when the cause is a working directory
+// that does not exist (checked with one more exec, on this failure path
+// only).
+func (e *Engine) explainStart(ctx context.Context, sb *sandbox, p *plan, err error) error {
+	if p.dir == agent.SandboxDir || !strings.Contains(err.Error(), "no such file or directory") {
+		return err
+	}
+	ex := agent.Exec{Argv: []string{"test", "-d", p.dir}, Env: p.env, Dir: agent.SandboxDir, TimeoutMs: 5000}
+	exit, terr := sb.conn.exec(ctx, ex, nil, hostDeadline(5*time.Second), func(agent.Type, []byte) {})
+	if terr != nil || exit.ExitCode == 0 {
+		return err
+	}
+	return invalidf("Working directory does not exist: %s. Create it first, e.g. --setup \"mkdir -p %s\"", p.dir, p.dir)
 }

@@ -66,6 +66,7 @@ func (p *pool) notify() {
 
 // acquire returns a started, clean sandbox for image.
 func (p *pool) acquire(ctx context.Context, image, runtime string) (*sandbox, error) {
+	t0 := time.Now()
 	for {
 		p.mu.Lock()
 		if p.closed {
@@ -77,6 +78,7 @@ func (p *pool) acquire(ctx context.Context, image, runtime string) (*sandbox, er
 			p.idle[image] = list[:len(list)-1]
 			p.mu.Unlock()
 			p.refill(image, runtime)
+			p.e.logAcquire(image, sb.id, true, t0)
 			return sb, nil
 		}
 		// A reset takes milliseconds and a creation a hundred: wait for a
@@ -97,6 +99,7 @@ func (p *pool) acquire(ctx context.Context, image, runtime string) (*sandbox, er
 	sb, err := p.e.newSandbox(ctx, image, runtime)
 	if err == nil {
 		p.refill(image, runtime)
+		p.e.logAcquire(image, sb.id, false, t0)
 	}
 	return sb, err
 }
@@ -204,8 +207,10 @@ func (p *pool) release(sb *sandbox) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(p.bgCtx, 10*time.Second)
+		t0 := time.Now()
 		_, err := sb.conn.reset(ctx)
 		cancel()
+		p.e.logStep("sandbox reset", sb.id, t0, err)
 		p.mu.Lock()
 		p.resetting[sb.image]--
 		keep := err == nil && !p.closed && len(p.idle[sb.image]) < max(p.clean, 1)

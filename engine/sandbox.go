@@ -71,7 +71,9 @@ func (e *Engine) newSandbox(ctx context.Context, image, runtime string) (_ *sand
 	if runtime != "" {
 		labels[driver.LabelRuntime] = runtime
 	}
+	t0 := time.Now()
 	dsb, err := e.drv.Create(ctx, driver.CreateRequest{ID: id, Image: image, Spec: spec, Labels: labels})
+	e.logStep("sandbox create", id, t0, err)
 	if err != nil {
 		return nil, fmt.Errorf("create sandbox: %w", err)
 	}
@@ -85,7 +87,9 @@ func (e *Engine) newSandbox(ctx context.Context, image, runtime string) (_ *sand
 	if err := e.profileOK(ctx); err != nil {
 		return nil, err
 	}
+	t0 = time.Now()
 	stdio, err := dsb.Start(ctx)
+	e.logStep("sandbox start", id, t0, err)
 	if err != nil {
 		return nil, fmt.Errorf("start sandbox: %w", err)
 	}
@@ -93,7 +97,9 @@ func (e *Engine) newSandbox(ctx context.Context, image, runtime string) (_ *sand
 	sb.conn = newAgentConn(stdio.Stdin, stdio.Stdout)
 	readyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := sb.conn.waitReady(readyCtx); err != nil {
+	err = sb.conn.waitReady(readyCtx)
+	e.logStep("agent ready", id, t0, err)
+	if err != nil {
 		return nil, fmt.Errorf("start sandbox: %w", err)
 	}
 	return sb, nil
@@ -127,7 +133,9 @@ func (e *Engine) destroy(ctx context.Context, sb *sandbox) {
 	if sb.conn != nil {
 		sb.conn.shutdown()
 	}
+	t0 := time.Now()
 	if err := sb.sb.Delete(ctx); err != nil {
 		e.log.Warn("remove sandbox failed", "sandbox", sb.id, "error", err)
 	}
+	e.logStep("sandbox destroy", sb.id, t0, nil)
 }

@@ -65,6 +65,28 @@ func Names() []string {
 	return names
 }
 
+// unbuilt are runtimes of the contract whose image this build does not
+// make yet; they are left out of Available.
+var unbuilt = map[string]bool{Agent: true}
+
+// Built reports whether name is a runtime this build can run.
+func Built(name string) bool {
+	_, err := Get(name)
+	return err == nil && !unbuilt[name]
+}
+
+// Available returns the names of the runtimes this build can run, in
+// registry order.
+func Available() []string {
+	var names []string
+	for _, r := range registry {
+		if !unbuilt[r.Name] {
+			names = append(names, r.Name)
+		}
+	}
+	return names
+}
+
 // All returns a copy of every adapter in registry order.
 func All() []Runtime { return slices.Clone(registry[:]) }
 

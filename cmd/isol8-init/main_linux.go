@@ -19,6 +19,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/isol8/isol8/agent"
 )
@@ -78,10 +79,18 @@ func (a *agentState) run() error {
 	if err := a.out.WriteJSON(agent.TypeReady, 0, agent.Ready{Version: agent.ProtocolVersion, PID: os.Getpid()}); err != nil {
 		return err
 	}
+	detached := false
 	for {
 		f, err := a.in.Read()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
+				if detached {
+					// Kept for inspection (--persist): stay pid 1 until
+					// the container is removed.
+					for {
+						time.Sleep(time.Hour)
+					}
+				}
 				return nil // the engine closed our stdin: nothing more to do
 			}
 			return fmt.Errorf("read frame: %w", err)
@@ -89,6 +98,10 @@ func (a *agentState) run() error {
 		if f.Type == agent.TypeShutdown {
 			a.killAll()
 			return nil
+		}
+		if f.Type == agent.TypeDetach {
+			detached = true
+			continue
 		}
 		a.dispatch(f)
 	}

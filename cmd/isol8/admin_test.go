@@ -241,7 +241,8 @@ func TestSetup(t *testing.T) {
 	})
 	t.Run("containerd unreachable", func(t *testing.T) {
 		h := newHarness(t)
-		h.fake.setupErr = errors.New("containerd unreachable at /run/containerd/containerd.sock: start it or install it")
+		// issue 8: setup reaches the backend (and reports it) before building.
+		h.fake.backendErr = errors.New("containerd unreachable at /run/containerd/containerd.sock: start it or install it")
 		r := h.run("setup")
 		wantCode(t, r, 1)
 		if r.stderr != "[ERR] containerd unreachable at /run/containerd/containerd.sock: start it or install it\n" {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/isol8/isol8/config"
 	"github.com/isol8/isol8/engine"
+	"github.com/isol8/isol8/internal/logfmt"
 )
 
 // version is printed by `isol8 --version` and the debug header.
@@ -35,6 +36,7 @@ type backend interface {
 	ExecuteStream(ctx context.Context, req engine.Request) (<-chan engine.Event, error)
 	SetupImages(ctx context.Context, o engine.SetupOptions) error
 	Cleanup(ctx context.Context, o engine.CleanupOptions) (*engine.CleanupReport, error)
+	Backend(ctx context.Context) (engine.BackendInfo, error)
 	Stop(ctx context.Context) error
 }
 
@@ -61,6 +63,9 @@ type app struct {
 	// notify means no signal handling.
 	notify     func(c chan<- os.Signal)
 	stopNotify func(c chan<- os.Signal)
+	// stdinKind says what stdin is connected to; nil means "other" (never
+	// read unless it is the only source of code).
+	stdinKind func() stdinKind
 }
 
 // newApp returns an app with the real engine and registry lookups and no
@@ -133,6 +138,9 @@ func (a *app) report(err error) int {
 		if name, err := strconv.QuotedPrefix(rest); err == nil {
 			if n, err := strconv.Unquote(name); err == nil {
 				fmt.Fprintf(a.stderr, "error: unknown command '%s'\n", n)
+				if s := cobraSuggestions(msg); len(s) > 0 {
+					fmt.Fprintf(a.stderr, "(Did you mean %s?)\n", strings.Join(s, " or "))
+				}
 				return 1
 			}
 		}
@@ -178,7 +186,7 @@ func (a *app) rootCommand(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "isol8",
 		Short: "Run untrusted code in isolated sandboxes",
-		Long: "isol8 runs untrusted Python, Node.js, Bun, Deno and Bash code (and an AI coding agent)\n" +
+		Long: "isol8 runs untrusted Python, Node.js, Bun, Deno and Bash code\n" +
 			"in locked-down containerd sandboxes: no network by default, read-only root filesystem,\n" +
 			"memory, CPU, PID and output limits, seccomp and secret masking.",
 		Version:           version,
@@ -278,7 +286,7 @@ func (a *app) loadConfig(g *globals) (*config.Config, error) {
 }
 
 // flagError turns pflag's parse errors into commander's texts.
-func flagError(_ *cobra.Command, err error) error {
+func flagError(c *cobra.Command, err error) error {
 	var (
 		notExist *pflag.NotExistError
 		required *pflag.ValueRequiredError
@@ -290,6 +298,10 @@ func flagError(_ *cobra.Command, err error) error {
 		name := "--" + notExist.GetSpecifiedName()
 		if notExist.GetSpecifiedShortnames() != "" {
 			name = "-" + notExist.GetSpecifiedName()
+			return usageErrorf("unknown option '%s'", name)
+		}
+		if s := suggestFlag(c, notExist.GetSpecifiedName()); s != "" {
+			return usageErrorf("unknown option '%s'\n(Did you mean --%s?)", name, s)
 		}
 		return usageErrorf("unknown option '%s'", name)
 	case errors.As(err, &required):
@@ -451,14 +463,14 @@ func table(rows [][2]string) string {
 	return b.String()
 }
 
-// logger is the engine's logger: text on stderr, Debug level with --debug,
-// otherwise warnings and errors only.
+// logger is the engine's logger: "[DEBUG] ..." lines on stderr with
+// --debug, otherwise "[WARN] ..." and "[ERR] ..." lines only.
 func (a *app) logger(debug bool) *slog.Logger {
 	level := slog.LevelWarn
 	if debug {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+	return slog.New(logfmt.New(a.stderr, level))
 }
 
 // containerdAddress resolves the containerd socket: --containerd-address,

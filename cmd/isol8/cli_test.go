@@ -54,10 +54,11 @@ func TestCommandHelpListsFlags(t *testing.T) {
 		args  []string
 		flags []string
 	}{
-		{[]string{"run", "--help"}, strings.Fields("--eval --runtime --net --allow --deny --out --persistent " +
+		// issue 8: flags of features not built yet are hidden (TestRunHelpHidesUnbuilt).
+		{[]string{"run", "--help"}, strings.Fields("--eval --runtime --net --out --persistent " +
 			"--timeout --memory --cpu --image --pids-limit --max-output --secret --sandbox-size --tmp-size " +
-			"--stdin --install --url --github --gist --hash --allow-insecure-code-url --host --key --no-stream " +
-			"--debug --persist --cmd --setup --workdir --session-id --log-network --agent-flags --files --writable " +
+			"--stdin --no-stream " +
+			"--debug --persist --cmd --setup --workdir --files --writable " +
 			"-e, -r,")},
 		{[]string{"build", "--help"}, strings.Fields("--base --install --setup --tag --force")},
 		{[]string{"serve", "--help"}, strings.Fields("--port --key --auth-db --update --debug -p, -k,")},

@@ -32,11 +32,14 @@ func (a *app) setupCommand(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "setup",
 		Short: "Build the runtime images",
-		Long: "Build the base images of every runtime (python, node, bun, deno, bash, agent) in\n" +
+		Long: "Build the base images of every runtime (python, node, bun, deno, bash) in\n" +
 			"containerd, or confirm they are up to date. Progress is printed on stderr.",
 		Args:        maxArgs(0),
 		Annotations: needsConfig,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if n := len(g.cfg.PrebuiltImages); n > 0 {
+				return errf("prebuiltImages (%d in %s) are not available yet in this build: remove the key to run setup", n, g.cfg.Path())
+			}
 			ctx, caught, release := a.interruptible(c.Context())
 			defer release()
 			eng, o, err := a.adminEngine(g)
@@ -44,6 +47,14 @@ func (a *app) setupCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer a.stopEngine(eng, o.Logger)
+			info, err := eng.Backend(ctx)
+			if err != nil {
+				if s := caught(); s != nil {
+					return exitCode(signalExitCode(s))
+				}
+				return errf("%s", err)
+			}
+			fmt.Fprintf(a.stderr, "[OK] Backend: containerd %s at %s\n", info.Version, info.Address)
 			err = eng.SetupImages(ctx, engine.SetupOptions{Force: force})
 			if s := caught(); s != nil {
 				return exitCode(signalExitCode(s))
@@ -77,6 +88,33 @@ func (a *app) cleanupCommand(g *globals) *cobra.Command {
 	c.Flags().BoolVar(&force, "force", false, "remove without asking for confirmation (containers in use are still skipped)")
 	c.Flags().BoolVar(&images, "images", false, "also remove isol8 images")
 	return c
+}
+
+// imageLines renders the images of a cleanup as "<id12> | <tags>", one line
+// per image id (names without a known id stand alone).
+func imageLines(rep *engine.CleanupReport) []string {
+	var order []string
+	tags := map[string][]string{}
+	for _, name := range rep.Images {
+		id := short12(rep.ImageIDs[name])
+		if id == "" {
+			order = append(order, name)
+			continue
+		}
+		if _, ok := tags[id]; !ok {
+			order = append(order, id)
+		}
+		tags[id] = append(tags[id], name)
+	}
+	lines := make([]string, 0, len(order))
+	for _, k := range order {
+		if t, ok := tags[k]; ok {
+			lines = append(lines, k+" | "+strings.Join(t, ", "))
+		} else {
+			lines = append(lines, k)
+		}
+	}
+	return lines
 }
 
 func short12(id string) string {
@@ -128,8 +166,8 @@ func (a *app) cleanup(ctx context.Context, g *globals, force, images bool) error
 		fmt.Fprintf(a.stdout, "  %s %s | %s | created %s\n", state, short12(c.ID), c.Image,
 			c.Created.Local().Format(time.DateTime))
 	}
-	for _, img := range found.Images {
-		fmt.Fprintf(a.stdout, "  🖼️ image %s\n", img)
+	for _, line := range imageLines(found) {
+		fmt.Fprintf(a.stdout, "  🖼️ image %s\n", line)
 	}
 
 	if !force {

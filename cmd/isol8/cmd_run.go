@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -19,9 +22,9 @@ func (a *app) runCommand(g *globals) *cobra.Command {
 		Use:   "run [file]",
 		Short: "Execute code in an isolated sandbox",
 		Long: "Execute code once in an isolated sandbox and exit with the program's exit code.\n\n" +
-			"The code comes from --cmd, --url/--github/--gist, -e, the file argument or, failing\n" +
-			"all of these, standard input. The runtime is detected from the file extension\n" +
-			"(.py python, .js/.cjs/.mjs node, .ts bun, .mts deno, .sh bash, .txt agent) unless\n" +
+			"The code comes from --cmd, -e, the file argument or, failing all of these,\n" +
+			"standard input. The runtime is detected from the file extension\n" +
+			"(.py python, .js/.cjs/.mjs node, .ts bun, .mts deno, .sh bash) unless\n" +
 			"--runtime is given; the default is python (bash for --cmd).\n\n" +
 			"Output is streamed unless --no-stream is given. Options fall back to the config\n" +
 			"file (`isol8 config`), then to built-in defaults. Progress lines such as\n" +
@@ -41,8 +44,8 @@ func (a *app) runCommand(g *globals) *cobra.Command {
 	}
 	fs := c.Flags()
 	strFlag(fs, &f.eval, "eval", "e", "code", "inline code to run")
-	strFlag(fs, &f.runtime, "runtime", "r", "name", "runtime: python, node, bun, deno, bash, agent (default: detected, else python)")
-	strFlag(fs, &f.net, "net", "", "mode", "network mode: none, host, filtered (default: config defaults.network, else none)")
+	strFlag(fs, &f.runtime, "runtime", "r", "name", "runtime: python, node, bun, deno, bash (default: detected, else python)")
+	strFlag(fs, &f.net, "net", "", "mode", "network mode: none, host (default: config defaults.network, else none)")
 	strsFlag(fs, &f.allow, "allow", "", "regex", "allow hosts matching regex in filtered mode (repeatable; replaces config network.whitelist)")
 	strsFlag(fs, &f.deny, "deny", "", "regex", "deny hosts matching regex in filtered mode (repeatable; replaces config network.blacklist)")
 	strFlag(fs, &f.out, "out", "", "file", "write the final stdout to a local file (requires --no-stream)")
@@ -52,10 +55,10 @@ func (a *app) runCommand(g *globals) *cobra.Command {
 	strFlag(fs, &f.memory, "memory", "", "limit", "memory limit, e.g. 512m, 1g (default: config defaults.memoryLimit)")
 	strFlag(fs, &f.cpu, "cpu", "", "limit", "CPU limit in cores, e.g. 0.5 (default: config defaults.cpuLimit)")
 	strFlag(fs, &f.image, "image", "", "name", "use this image for every runtime")
-	strFlag(fs, &f.pidsLimit, "pids-limit", "", "n", "maximum number of processes (default: 64, 200 for agent)")
-	strFlag(fs, &f.maxOutput, "max-output", "", "bytes", "output cap per stream in buffered mode (default: 1048576)")
+	strFlag(fs, &f.pidsLimit, "pids-limit", "", "n", "maximum number of processes (default: 64)")
+	strFlag(fs, &f.maxOutput, "max-output", "", "bytes", "output cap per stream (buffered default: 1048576; streaming: none unless given)")
 	strsFlag(fs, &f.secrets, "secret", "", "KEY=VALUE", "secret environment variable, masked as *** in output (repeatable)")
-	strFlag(fs, &f.sandboxSize, "sandbox-size", "", "size", "size of the /sandbox tmpfs (default: config defaults.sandboxSize, 2g for agent)")
+	strFlag(fs, &f.sandboxSize, "sandbox-size", "", "size", "size of the /sandbox tmpfs (default: config defaults.sandboxSize, else 512m)")
 	strFlag(fs, &f.tmpSize, "tmp-size", "", "size", "size of the /tmp tmpfs (default: config defaults.tmpSize)")
 	strFlag(fs, &f.stdin, "stdin", "", "data", "data piped to the program's stdin")
 	strsFlag(fs, &f.install, "install", "", "package", "install a package before the run (repeatable; enables filtered network unless --net is given)")
@@ -75,6 +78,9 @@ func (a *app) runCommand(g *globals) *cobra.Command {
 	strFlag(fs, &f.files, "files", "", "dir", "copy a local directory into /sandbox (skips .git, node_modules, __pycache__, .venv, venv, .tox)")
 	strFlag(fs, &f.cmd, "cmd", "", "command", "run a bash command line instead of code (runtime selects the image; default bash)")
 	fs.BoolVar(&f.writable, "writable", false, "make the container's root filesystem writable")
+	for _, name := range unbuiltRunFlags {
+		_ = fs.MarkHidden(name)
+	}
 	return c
 }
 
@@ -101,12 +107,30 @@ func (a *app) runCode(ctx context.Context, g *globals, f *runFlags, file string)
 		}
 		return a.registry(ctx, rt)
 	})
+	if err := refuseUnbuilt(f, src, opts.Network); err != nil {
+		return err
+	}
+	if err := configMemoryOK(f, g.cfg, opts.MemoryLimit); err != nil {
+		return err
+	}
+	for _, w := range f.filterWarnings(opts.Network) {
+		fmt.Fprintln(a.stderr, w)
+	}
 	req, err := a.buildRequest(f, src, opts.TimeoutMs)
 	if err != nil {
 		return err
 	}
 	if w := weakenedWarning(opts); w != "" {
 		fmt.Fprintln(a.stderr, w)
+	}
+	if !src.fromStdin { // when stdin held the code, the program gets only --stdin
+		data, ok, err := a.pipedStdin(f)
+		if err != nil {
+			return err
+		}
+		if ok {
+			req.Stdin = data
+		}
 	}
 
 	if f.host != "" {
@@ -121,19 +145,25 @@ func (a *app) runCode(ctx context.Context, g *globals, f *runFlags, file string)
 	ctx, caught, release := a.interruptible(ctx)
 	defer release()
 	a.wire(&opts, g)
+	opts.OnKeep = a.printKept
+	logOptions(opts.Logger, f, g.cfg, opts)
 	eng, err := a.newEngine(opts)
 	if err != nil {
 		return errf("%s", err)
 	}
 	defer a.stopEngine(eng, opts.Logger)
+	if opts.Mode == engine.ModePersistent {
+		fmt.Fprintf(a.stderr, "[Run] Session ID: cli-%d\n", a.now().UnixMilli())
+	}
 	if opts.Debug {
 		fmt.Fprintln(a.stderr, "- Starting execution...")
 	}
+	memLimit := orDefault(opts.MemoryLimit, engine.DefaultMemoryLimit)
 	var code int
 	if f.noStream {
-		code, err = a.runBuffered(ctx, eng, req, f.out)
+		code, err = a.runBuffered(ctx, eng, req, f.out, memLimit)
 	} else {
-		code, err = a.runStreaming(ctx, eng, req)
+		code, err = a.runStreaming(ctx, eng, req, memLimit)
 	}
 	if s := caught(); s != nil {
 		return exitCode(signalExitCode(s))
@@ -142,6 +172,47 @@ func (a *app) runCode(ctx context.Context, g *globals, f *runFlags, file string)
 		return err
 	}
 	return exitCode(code)
+}
+
+// drain waits (at most stopTimeout) for a cancelled stream to end, so the
+// engine has released the sandbox before it is stopped.
+func drain(events <-chan engine.Event) {
+	timer := time.NewTimer(stopTimeout)
+	defer timer.Stop()
+	for {
+		select {
+		case _, ok := <-events:
+			if !ok {
+				return
+			}
+		case <-timer.C:
+			return
+		}
+	}
+}
+
+// printOOM explains an exit caused by the memory limit.
+func (a *app) printOOM(limit string) {
+	fmt.Fprintf(a.stderr, "[ERR] Out of memory (limit %s): raise --memory\n", limit)
+}
+
+// exitBrokenPipe is the shell status of a process killed by SIGPIPE; the
+// CLI exits with it when its stdout reader went away.
+const exitBrokenPipe = 128 + int(syscall.SIGPIPE)
+
+// brokenPipe reports a write that failed because the reader of our
+// standard output is gone (`isol8 run ... | head -1`).
+func brokenPipe(err error) bool { return errors.Is(err, syscall.EPIPE) }
+
+// printKept tells the user which container --persist left running and how
+// to get into it and remove it.
+func (a *app) printKept(k engine.KeptSandbox) {
+	fmt.Fprintf(a.stderr, "[Run] Container kept running (--persist): %s\n", k.ID)
+	fmt.Fprintf(a.stderr, "[Run] Get a shell in it: ctr --address %s --namespace %s task exec -t --exec-id debug %s bash\n",
+		k.Address, k.Namespace, k.ID)
+	fmt.Fprintf(a.stderr, "[Run] Remove it: ctr --address %s --namespace %s task rm -f %s && ctr --address %s --namespace %s container rm %s\n",
+		k.Address, k.Namespace, k.ID, k.Address, k.Namespace, k.ID)
+	fmt.Fprintf(a.stderr, "[Run] (or remove every isol8 container: isol8 cleanup)\n")
 }
 
 // buildRequest turns the resolved source and the flags into a request.
@@ -179,7 +250,11 @@ func (a *app) buildRequest(f *runFlags, src source, timeoutMs int64) (engine.Req
 
 // runStreaming prints events as they come: output raw, errors as [ERR]
 // lines (exit code 1 unless a later exit event says otherwise).
-func (a *app) runStreaming(ctx context.Context, eng backend, req engine.Request) (int, error) {
+func (a *app) runStreaming(ctx context.Context, eng backend, req engine.Request, memLimit string) (int, error) {
+	// Cancelling ends the program and releases the sandbox: done when the
+	// reader of our stdout goes away.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	events, err := eng.ExecuteStream(ctx, req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -198,7 +273,11 @@ func (a *app) runStreaming(ctx context.Context, eng backend, req engine.Request)
 			}
 			switch ev.Type {
 			case engine.EventStdout:
-				io.WriteString(a.stdout, ev.Data)
+				if _, err := io.WriteString(a.stdout, ev.Data); brokenPipe(err) {
+					cancel()
+					drain(events)
+					return exitBrokenPipe, nil
+				}
 			case engine.EventStderr:
 				io.WriteString(a.stderr, ev.Data)
 			case engine.EventError:
@@ -208,13 +287,19 @@ func (a *app) runStreaming(ctx context.Context, eng backend, req engine.Request)
 				if n, err := strconv.Atoi(ev.Data); err == nil && n != 0 {
 					code = n
 				}
+				if ev.Truncated {
+					fmt.Fprintln(a.stderr, "[WARN] Output was truncated")
+				}
+				if ev.OOMKilled {
+					a.printOOM(memLimit)
+				}
 			}
 		}
 	}
 }
 
 // runBuffered runs to completion and prints the result (surface.md §1.1.5).
-func (a *app) runBuffered(ctx context.Context, eng backend, req engine.Request, out string) (int, error) {
+func (a *app) runBuffered(ctx context.Context, eng backend, req engine.Request, out, memLimit string) (int, error) {
 	res, err := eng.Execute(ctx, req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -223,13 +308,18 @@ func (a *app) runBuffered(ctx context.Context, eng backend, req engine.Request, 
 		return 1, errf("%s", err)
 	}
 	if res.Stdout != "" {
-		fmt.Fprintln(a.stdout, res.Stdout)
+		if _, err := fmt.Fprintln(a.stdout, res.Stdout); brokenPipe(err) {
+			return exitBrokenPipe, nil
+		}
 	}
 	if res.Stderr != "" {
 		fmt.Fprintln(a.stderr, res.Stderr)
 	}
 	if res.Truncated {
 		fmt.Fprintln(a.stderr, "[WARN] Output was truncated")
+	}
+	if res.OOMKilled {
+		a.printOOM(memLimit)
 	}
 	if out != "" && res.Stdout != "" {
 		if err := os.WriteFile(a.abs(out), []byte(res.Stdout), 0o644); err != nil {

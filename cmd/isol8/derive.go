@@ -94,18 +94,14 @@ func (f *runFlags) validate() error {
 		}
 		f.cpuLimit = v
 	}
-	for _, s := range []struct{ name, value string }{
-		{"memory", f.memory}, {"sandbox-size", f.sandboxSize}, {"tmp-size", f.tmpSize},
-	} {
-		if !f.given(s.name) {
-			continue
-		}
-		if _, err := config.ParseMemoryLimit(s.value); err != nil {
-			return errf("%s", err)
-		}
+	if err := f.validateSizes(); err != nil {
+		return err
 	}
 	f.secretsMap = parseSecrets(f.secrets)
-	return nil
+	if err := f.validateSecrets(); err != nil {
+		return err
+	}
+	return f.validateFilters()
 }
 
 func positiveInt(s string) (int64, error) {
@@ -191,6 +187,10 @@ func deriveOptions(f *runFlags, cfg *config.Config, runtime string, registry fun
 
 	if f.given("memory") {
 		o.MemoryLimit = f.memory
+	}
+	if !f.noStream {
+		// Streams pass everything through unless the user set a cap.
+		o.StreamMaxOutput = f.maxOutputN
 	}
 	if f.cpuLimit > 0 {
 		o.CPULimit = f.cpuLimit

@@ -25,8 +25,9 @@ type fakeEngine struct {
 	started   chan struct{}
 	startOnce sync.Once
 
-	setupErr  error
-	setupOpts []engine.SetupOptions
+	setupErr   error
+	backendErr error // Backend's answer (the connection is made there first)
+	setupOpts  []engine.SetupOptions
 
 	found      *engine.CleanupReport // DryRun answer
 	removed    *engine.CleanupReport // real answer
@@ -106,6 +107,13 @@ func (f *fakeEngine) Cleanup(_ context.Context, o engine.CleanupOptions) (*engin
 	return rep, nil
 }
 
+func (f *fakeEngine) Backend(context.Context) (engine.BackendInfo, error) {
+	if f.backendErr != nil {
+		return engine.BackendInfo{}, f.backendErr
+	}
+	return engine.BackendInfo{Address: "/run/fake.sock", Version: "v2.0.0", Revision: "0123456789abcdef"}, nil
+}
+
 func (f *fakeEngine) Stop(context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -127,6 +135,7 @@ type harness struct {
 	engines  int
 	registry map[string][]string
 	notify   func(c chan<- os.Signal)
+	stdinIs  stdinKind // what the fake stdin pretends to be (default: other)
 	now      time.Time
 }
 
@@ -173,6 +182,7 @@ func (h *harness) run(args ...string) cliResult {
 	}
 	a.registry = func(_ context.Context, rt string) []string { return h.registry[rt] }
 	a.notify = h.notify
+	a.stdinKind = func() stdinKind { return h.stdinIs }
 	a.stopNotify = func(chan<- os.Signal) {}
 	code := a.run(args)
 	return cliResult{code: code, stdout: out.String(), stderr: errb.String()}

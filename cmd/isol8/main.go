@@ -33,8 +33,13 @@ func run(args []string) int {
 			a.home = h
 		}
 	}
+	// With SIGPIPE subscribed, a write to a closed stdout pipe fails with
+	// EPIPE instead of killing the process, so the run can remove its
+	// sandbox before exiting 141.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	a.notify = func(c chan<- os.Signal) { signal.Notify(c, syscall.SIGINT, syscall.SIGTERM) }
 	a.stopNotify = func(c chan<- os.Signal) { signal.Stop(c) }
+	a.stdinKind = func() stdinKind { return classifyStdin(os.Stdin) }
 	return a.run(args)
 }
 

@@ -81,8 +81,9 @@ func TestRunBadValues(t *testing.T) {
 		want string
 	}{
 		{[]string{"--memory", "abc"}, `[ERR] Invalid memory limit format: "abc". Use e.g. "512m", "1g".`},
-		{[]string{"--sandbox-size", "lots"}, `[ERR] Invalid memory limit format: "lots". Use e.g. "512m", "1g".`},
-		{[]string{"--tmp-size", "-1m"}, `[ERR] Invalid memory limit format: "-1m". Use e.g. "512m", "1g".`},
+		// issue 8: size errors name their own flag.
+		{[]string{"--sandbox-size", "lots"}, `[ERR] Invalid --sandbox-size value: "lots". Use a size such as "256m" or "1g".`},
+		{[]string{"--tmp-size", "-1m"}, `[ERR] Invalid --tmp-size value: "-1m". Use a size such as "256m" or "1g".`},
 		{[]string{"--timeout", "-5"}, `[ERR] Invalid --timeout value: "-5". Expected a positive integer (ms).`},
 		{[]string{"--timeout", "x"}, `[ERR] Invalid --timeout value: "x". Expected a positive integer (ms).`},
 		{[]string{"--timeout", "0"}, `[ERR] Invalid --timeout value: "0". Expected a positive integer (ms).`},
@@ -135,7 +136,8 @@ func TestRunRequest(t *testing.T) {
 		{name: "sh is bash", files: map[string]string{"d/x.sh": "echo"}, args: []string{"d/x.sh"},
 			want: engine.Request{Runtime: "bash", Code: "echo", FileExtension: ".sh"}},
 		{name: "file without extension", files: map[string]string{"script": "echo"}, args: []string{"-r", "bash", "script"},
-			want: engine.Request{Runtime: "bash", Code: "echo"}},
+			// issue 8: a file runs as a file, with its runtime's extension.
+			want: engine.Request{Runtime: "bash", Code: "echo", FileExtension: ".sh"}},
 		{name: "options after positional", files: map[string]string{"s.py": "x"}, args: []string{"s.py", "--timeout", "500", "-r", "python"},
 			want: engine.Request{Runtime: "python", Code: "x", FileExtension: ".py", TimeoutMs: 500}},
 		{name: "stdin is the code", stdin: "print('hello stdin')", args: []string{"--runtime", "python"},
@@ -146,20 +148,11 @@ func TestRunRequest(t *testing.T) {
 			want: engine.Request{Runtime: "bash", Cmd: "echo hi"}},
 		{name: "cmd with runtime", args: []string{"--cmd", "echo hi", "-r", "node"},
 			want: engine.Request{Runtime: "node", Cmd: "echo hi"}},
-		{name: "url", args: []string{"--url", "https://h/dir/a.py?x=1", "--hash", "abc", "--allow-insecure-code-url"},
-			want: engine.Request{Runtime: "python", CodeURL: "https://h/dir/a.py?x=1", CodeHash: "abc", AllowInsecureCodeURL: true}},
-		{name: "url wins over github", args: []string{"--url", "https://h/a.js", "--github", "x"},
-			want: engine.Request{Runtime: "node", CodeURL: "https://h/a.js"}},
-		{name: "github", args: []string{"--github", "o/r/main/d/s.py"},
-			want: engine.Request{Runtime: "python", CodeURL: "https://raw.githubusercontent.com/o/r/main/d/s.py"}},
-		{name: "gist", args: []string{"--gist", "id/f.js"},
-			want: engine.Request{Runtime: "node", CodeURL: "https://gist.githubusercontent.com/id/raw/f.js"}},
-		{name: "gist with runtime", args: []string{"--gist", "id/f", "-r", "bash"},
-			want: engine.Request{Runtime: "bash", CodeURL: "https://gist.githubusercontent.com/id/raw/f"}},
-		{name: "workdir, stdin, agent flags, install",
-			args: []string{"-e", "1", "--workdir", "sub/dir", "--stdin", "hello-stdin", "--agent-flags", "--model m", "--install", "numpy", "--install", "a,b"},
-			want: engine.Request{Runtime: "python", Code: "1", Workdir: "sub/dir", Stdin: "hello-stdin", AgentFlags: "--model m",
-				InstallPackages: []string{"numpy", "a,b"}}},
+		// issue 8: --url/--github/--gist and --install are refused until
+		// remote code and the filtered network exist (TestRunUnbuiltRefused).
+		{name: "workdir, stdin, agent flags",
+			args: []string{"-e", "1", "--workdir", "sub/dir", "--stdin", "hello-stdin", "--agent-flags", "--model m"},
+			want: engine.Request{Runtime: "python", Code: "1", Workdir: "sub/dir", Stdin: "hello-stdin", AgentFlags: "--model m"}},
 		{name: "setup literal and file", files: map[string]string{"setup.sh": "pip list\necho ok"},
 			args: []string{"-e", "1", "--setup", "echo one", "--setup", "setup.sh", "--setup", "missing.sh"},
 			want: engine.Request{Runtime: "python", Code: "1", SetupScript: "echo one\npip list\necho ok\nmissing.sh"}},
@@ -218,15 +211,17 @@ func TestRunFiles(t *testing.T) {
 }
 
 func TestRunFilesRefused(t *testing.T) {
-	t.Run("not UTF-8", func(t *testing.T) {
+	// issue 8: binary files are injected byte for byte (they used to be
+	// refused as "not UTF-8 text").
+	t.Run("binary accepted", func(t *testing.T) {
 		h := newHarness(t)
 		write(t, h.cwd, "d/ok.txt", "ok")
 		write(t, h.cwd, "d/bin/blob.dat", "\xff\xfe\x00")
+		h.fake.events = []engine.Event{{Type: "exit", Data: "0"}}
 		r := h.run("run", "-e", "1", "--files", "d")
-		wantCode(t, r, 1)
-		wantContains(t, "stderr", r.stderr, "[ERR] --files: bin/blob.dat is not UTF-8 text")
-		if h.engines != 0 {
-			t.Error("an engine was built")
+		wantCode(t, r, 0)
+		if got := h.lastRequest().Files["/sandbox/bin/blob.dat"]; got != "\xff\xfe\x00" {
+			t.Errorf("blob = %q", got)
 		}
 	})
 	t.Run("too large", func(t *testing.T) {
@@ -321,7 +316,9 @@ func TestRunOutFile(t *testing.T) {
 
 // Engine errors, at construction or execution, are printed as [ERR].
 func TestRunEngineErrors(t *testing.T) {
-	refused := errdefs.ErrInvalidArgument.WithMessage("Remote code fetching is disabled. Set remoteCode.enabled=true to allow it.")
+	// issue 8: remote code is refused by the CLI itself now; any engine
+	// refusal during a stream shows the same way.
+	refused := errdefs.ErrInvalidArgument.WithMessage("Cannot switch runtime from \"python\" to \"node\".")
 	for _, tc := range []struct {
 		name    string
 		newErr  error
@@ -332,8 +329,8 @@ func TestRunEngineErrors(t *testing.T) {
 	}{
 		{"new", errdefs.ErrInvalidArgument.WithMessage("Unknown network mode: \"bogus\". Expected none, host or filtered"), nil,
 			[]string{"-e", "1", "--net", "bogus"}, "[ERR] Unknown network mode: \"bogus\". Expected none, host or filtered\n", 0},
-		{"stream", nil, refused, []string{"--url", "https://h/a.py"},
-			"[ERR] Remote code fetching is disabled. Set remoteCode.enabled=true to allow it.\n", 1},
+		{"stream", nil, refused, []string{"-e", "1"},
+			"[ERR] Cannot switch runtime from \"python\" to \"node\".\n", 1},
 		{"buffered", nil, errors.New("containerd unreachable at /run/x.sock: start it or install it"), []string{"-e", "1", "--no-stream"},
 			"[ERR] containerd unreachable at /run/x.sock: start it or install it\n", 1},
 		{"workdir refused", nil, errdefs.ErrInvalidArgument.WithMessage("Working directory must be inside /sandbox"),

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +11,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/isol8/isol8/engine"
 	"github.com/isol8/isol8/runtimes"
@@ -24,6 +24,8 @@ type source struct {
 	codeURL  string
 	codeHash string
 	fileExt  string
+	// fromStdin: the code was read from isol8's standard input.
+	fromStdin bool
 }
 
 // abs resolves p against the app's working directory.
@@ -83,9 +85,23 @@ func (a *app) resolveSource(f *runFlags, file string) (source, error) {
 				return source{}, errf("Cannot detect runtime for %s. Use --runtime to specify.", file)
 			}
 		}
-		return source{runtime: rt, code: string(data), fileExt: filepath.Ext(filepath.Base(file))}, nil
+		if len(bytes.TrimSpace(data)) == 0 {
+			return source{}, errf("File is empty: %s", file)
+		}
+		// A file runs as a file in the sandbox; one without an extension
+		// gets its runtime's default extension so it still does.
+		ext := filepath.Ext(filepath.Base(file))
+		if ext == "" {
+			if r, err := runtimes.Get(rt); err == nil {
+				ext = r.Ext
+			}
+		}
+		return source{runtime: rt, code: string(data), fileExt: ext}, nil
 	}
 
+	if a.stdinKind != nil && a.stdinKind() == stdinTerminal {
+		fmt.Fprint(a.stderr, stdinPrompt)
+	}
 	data, err := io.ReadAll(io.LimitReader(a.stdin, engine.MaxCodeBytes+1))
 	if err != nil {
 		return source{}, errf("Cannot read code from stdin: %s", err)
@@ -93,7 +109,7 @@ func (a *app) resolveSource(f *runFlags, file string) (source, error) {
 	if len(data) > engine.MaxCodeBytes {
 		return source{}, errf("Code read from stdin exceeds %d bytes", engine.MaxCodeBytes)
 	}
-	return source{runtime: orDefault(f.runtime, runtimes.Python), code: string(data)}, nil
+	return source{runtime: orDefault(f.runtime, runtimes.Python), code: string(data), fromStdin: true}, nil
 }
 
 func orDefault(v, def string) string {
@@ -176,9 +192,8 @@ var skippedDirs = map[string]bool{
 
 // collectFiles reads a local directory for --files: every regular file
 // rel/path becomes /sandbox/rel/path (surface.md §3.14). Skipped
-// directories, symlinks and special files are left out. Content must be
-// UTF-8 text (requests carry files as strings) and the total is capped at
-// engine.MaxFilesBytes.
+// directories, symlinks and special files are left out. The total is capped at
+// engine.MaxFilesBytes. Content is copied byte for byte, binary files too.
 func (a *app) collectFiles(dir string) (map[string]string, error) {
 	root := a.abs(dir)
 	st, err := os.Stat(root)
@@ -223,9 +238,6 @@ func (a *app) collectFiles(dir string) (map[string]string, error) {
 			return errf("--files: %s", err)
 		}
 		total += int64(len(data))
-		if !utf8.Valid(data) {
-			return errf("--files: %s is not UTF-8 text; only text files can be injected", rel)
-		}
 		files[path.Join(runtimes.SandboxDir, rel)] = string(data)
 		return nil
 	})
