@@ -184,7 +184,8 @@ func TestRunFilterFlagsWarn(t *testing.T) {
 	wantCode(t, r, 0)
 	want := "[WARN] --allow has no effect with --net host (it applies to --net filtered only)\n" +
 		"[WARN] --deny has no effect with --net host (it applies to --net filtered only)\n" +
-		"[WARN] --log-network has no effect with --net host (it applies to --net filtered only)\n"
+		"[WARN] --log-network has no effect with --net host (it applies to --net filtered only)\n" +
+		"[WARN] Sandbox weakened: host network\n" // host network is itself a weakening
 	if r.stderr != want {
 		t.Fatalf("stderr %q, want %q", r.stderr, want)
 	}
