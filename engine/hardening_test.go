@@ -12,8 +12,9 @@ import (
 
 // In persistent mode user code could plant /sandbox/.local/bin/apk, which a
 // later bash --install ran as container root with the request's
-// environment. Package installs for bash are refused now, and nothing of
-// the planted file ever runs as root.
+// environment. Package installs are refused now (for bash for good; for
+// every runtime until the filtered network carries them), and nothing of the
+// planted file ever runs as root.
 func TestNoRootInstallPath(t *testing.T) {
 	e := newTestEngine(t, Options{Mode: ModePersistent})
 	mustHaveImage(t, e, "bash")
@@ -26,8 +27,8 @@ echo planted`})
 		t.Fatalf("plant: %q %q", res.Stdout, res.Stderr)
 	}
 	_, err := e.Execute(t.Context(), Request{Runtime: "bash", Code: "echo hi", InstallPackages: []string{"curl"}})
-	if err == nil || !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "bash") {
-		t.Errorf("bash install: err %v, want an invalid-argument error naming the bash runtime", err)
+	if err == nil || !errdefs.IsInvalidArgument(err) {
+		t.Errorf("bash install: err %v, want an invalid-argument refusal", err)
 	}
 	res = run(t, e, Request{Runtime: "bash", Code: "cat /sandbox/pwned 2>/dev/null || echo none"})
 	if res.Stdout != "none" {
