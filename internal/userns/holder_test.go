@@ -1,0 +1,54 @@
+package userns
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestHolderOwnedBySandboxID: the namespace is owned by the sandbox's host
+// id (so the kernel charges per-user limits to it, not to root) and maps
+// container ids 0..size-1 onto the range.
+func TestHolderOwnedBySandboxID(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	tools, err := LookTools()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewHolder(t.Context(), tools, 3_000_000, 65536)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	f, err := os.Open(h.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var owner uint32
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.NS_GET_OWNER_UID, uintptr(unsafe.Pointer(&owner))); errno != 0 {
+		t.Fatalf("NS_GET_OWNER_UID: %v", errno)
+	}
+	if owner != 3_000_000 {
+		t.Fatalf("namespace owner %d, want 3000000", owner)
+	}
+	pidDir := strings.TrimSuffix(h.Path(), "/ns/user")
+	for _, m := range []string{"uid_map", "gid_map"} {
+		data, err := os.ReadFile(pidDir + "/" + m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Fields(string(data)); strings.Join(got, " ") != "0 3000000 65536" {
+			t.Fatalf("%s = %q", m, data)
+		}
+	}
+	h.Close()
+	if _, err := os.Stat(pidDir); err == nil {
+		t.Fatalf("holder %s still running after Close", pidDir)
+	}
+}
