@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/containerd/errdefs"
 )
 
 // These tests look at sandboxes from the host: the host identity of a
@@ -250,5 +252,77 @@ print("ok" if fd >= 0 else "inotify_init1: " + os.strerror(ctypes.get_errno()))
 `})
 	if res.ExitCode != 0 || res.Stdout != "ok" {
 		t.Fatalf("sandbox B while A holds %d inotify instances: exit %d stdout %q stderr %q", held, res.ExitCode, res.Stdout, res.Stderr)
+	}
+}
+
+// TestUserNamespaceInside: what user code sees in its user namespace, with
+// no network and with the host's network (where /sys cannot be a fresh sysfs
+// and is the host's, read-only): container ids 0..65535 map onto a range of
+// at least 1000000, the baseline's RLIMIT_NOFILE still holds, the tmpfs
+// mounts belong to the sandbox user, and a writable root takes writes only
+// where the image allows everyone.
+func TestUserNamespaceInside(t *testing.T) {
+	for _, network := range []string{NetworkNone, NetworkHost} {
+		t.Run(network, func(t *testing.T) {
+			ro := network == NetworkNone
+			e := newTestEngine(t, Options{PoolSize: noPool, Network: network, ReadonlyRootFs: &ro})
+			mustHaveImage(t, e, "bash")
+			res := run(t, e, Request{Runtime: "bash", Code: `set -e
+read inner outer size < /proc/self/uid_map; echo "uid_map $inner $size $([ "$outer" -ge 1000000 ] && echo high)"
+read inner outer size < /proc/self/gid_map; echo "gid_map $inner $size $([ "$outer" -ge 1000000 ] && echo high)"
+echo "nofile $(ulimit -Sn) $(ulimit -Hn)"
+echo "sandbox $(stat -c %u:%g /sandbox)"
+echo x > /sandbox/f && echo "sandbox file $(stat -c %u:%g /sandbox/f)"
+echo x > /dev/shm/f && echo "shm ok"
+echo x > /tmp/f && echo "tmp ok"
+echo "sys $(cat /sys/kernel/mm/transparent_hugepage/enabled >/dev/null 2>&1 && echo readable || echo masked) $(ls /sys/class/net | grep -c .)"
+`})
+			want := []string{
+				"uid_map 0 65536 high", "gid_map 0 65536 high", "nofile 1024 1024",
+				"sandbox 100:101", "sandbox file 100:101", "shm ok", "tmp ok",
+			}
+			for _, w := range want {
+				if !strings.Contains(res.Stdout+"\n", w+"\n") {
+					t.Errorf("missing %q in\n%s\nstderr %s", w, res.Stdout, res.Stderr)
+				}
+			}
+			// /sys/kernel stays masked; only host networking sees the host's
+			// interfaces.
+			wantSys := "sys masked 1\n"
+			if network == NetworkHost {
+				wantSys = "sys masked "
+			}
+			if out := res.Stdout + "\n"; !strings.Contains(out, wantSys) || (network == NetworkHost && strings.Contains(out, "sys masked 1\n")) {
+				t.Errorf("/sys view wrong for network %s:\n%s", network, res.Stdout)
+			}
+		})
+	}
+}
+
+// TestIdentityReleasedWithSandbox: a sandbox's id range is recorded while it
+// lives and free again once it is removed; with every range taken, a new
+// sandbox is refused with a clear resource-exhausted error.
+func TestIdentityReleasedWithSandbox(t *testing.T) {
+	dir := t.TempDir()
+	// A base of its own: no other engine on the host hands out these ids.
+	e := newTestEngine(t, Options{PoolSize: noPool, UserNS: &UserNSOptions{Base: 3_000_000_000, Count: 1, StateDir: dir}})
+	mustHaveImage(t, e, "python")
+	for i := range 2 {
+		res := run(t, e, Request{Runtime: "python", Code: "import os; print(open('/proc/self/uid_map').read().split()[1])"})
+		if res.Stdout != "3000000000" {
+			t.Fatalf("run %d: host id %q, want 3000000000 (stderr %q)", i, res.Stdout, res.Stderr)
+		}
+		if data, err := os.ReadFile(filepath.Join(dir, "slot-0")); err != nil || len(data) != 0 {
+			t.Fatalf("run %d: slot after removal: %q, %v", i, data, err)
+		}
+	}
+	ids, stop := holdSandboxes(t, e, 1, holdCode)
+	defer stop()
+	if data, _ := os.ReadFile(filepath.Join(dir, "slot-0")); !strings.Contains(string(data), "owner="+ids[0]) {
+		t.Fatalf("slot of live sandbox %s records %q", ids[0], data)
+	}
+	_, err := e.Execute(t.Context(), Request{Runtime: "python", Code: "print(1)"})
+	if !errdefs.IsResourceExhausted(err) || !strings.Contains(err.Error(), "user namespace ranges are in use") {
+		t.Fatalf("second live sandbox: %v, want resource exhausted", err)
 	}
 }
