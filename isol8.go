@@ -31,6 +31,7 @@ type (
 	NetworkFilter = engine.NetworkFilter
 	Security      = engine.Security
 	PoolSize      = engine.PoolSize
+	UserNSOptions = engine.UserNSOptions
 )
 
 // Event types and phases.

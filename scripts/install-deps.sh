@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what isol8 needs on a Debian/Ubuntu host (run as root): containerd,
 # runc, mmdebstrap (to build the runtime images offline), libseccomp headers
-# and a C compiler (isol8 validates seccomp profiles with libseccomp).
+# and a C compiler (isol8 validates seccomp profiles with libseccomp), and
+# util-linux's unshare (sandbox user namespaces).
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
 need=()
@@ -11,6 +12,8 @@ command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 command -v gcc >/dev/null || need+=(gcc)
 [ -f /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
+# unshare creates each sandbox's user namespace as the sandbox's host id.
+command -v unshare >/dev/null || need+=(util-linux)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
