@@ -275,6 +275,7 @@ echo "sandbox $(stat -c %u:%g /sandbox)"
 echo x > /sandbox/f && echo "sandbox file $(stat -c %u:%g /sandbox/f)"
 echo x > /dev/shm/f && echo "shm ok"
 echo x > /tmp/f && echo "tmp ok"
+if [ -w /var/tmp ]; then echo x > /var/tmp/f && echo "var tmp $(stat -c %u /var/tmp/f)"; fi
 echo "sys $(cat /sys/kernel/mm/transparent_hugepage/enabled >/dev/null 2>&1 && echo readable || echo masked) $(ls /sys/class/net | grep -c .)"
 `})
 			want := []string{
@@ -285,6 +286,9 @@ echo "sys $(cat /sys/kernel/mm/transparent_hugepage/enabled >/dev/null 2>&1 && e
 				if !strings.Contains(res.Stdout+"\n", w+"\n") {
 					t.Errorf("missing %q in\n%s\nstderr %s", w, res.Stdout, res.Stderr)
 				}
+			}
+			if !ro && !strings.Contains(res.Stdout, "var tmp 100\n") {
+				t.Errorf("writable root: no write to /var/tmp:\n%s", res.Stdout)
 			}
 			// /sys/kernel stays masked; only host networking sees the host's
 			// interfaces.
