@@ -1,12 +1,14 @@
 package userns
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -40,9 +42,11 @@ func LookTools() (Tools, error) {
 // parent namespace. A root-owned namespace would pool every sandbox's count
 // with host root's, the shared limit this package exists to remove.
 type Holder struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	path  string
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stderr bytes.Buffer
+	path   string
+	exited chan struct{} // closed when the holder has exited and is reaped
 }
 
 // NewHolder starts `unshare --user cat` as host uid/gid hostID, waits until
@@ -55,14 +59,21 @@ func NewHolder(ctx context.Context, tools Tools, hostID, size uint32) (_ *Holder
 	}
 	cmd.Dir = "/"
 	cmd.Env = []string{}
+	h := &Holder{cmd: cmd, exited: make(chan struct{})}
+	cmd.Stderr = &h.stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, fmt.Errorf("user namespace holder: %w", err)
 	}
+	h.stdin = stdin
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start user namespace holder: %w", err)
 	}
-	h := &Holder{cmd: cmd, stdin: stdin, path: "/proc/" + strconv.Itoa(cmd.Process.Pid) + "/ns/user"}
+	h.path = "/proc/" + strconv.Itoa(cmd.Process.Pid) + "/ns/user"
+	go func() {
+		_ = cmd.Wait()
+		close(h.exited)
+	}()
 	defer func() {
 		if retErr != nil {
 			h.Close()
@@ -90,11 +101,18 @@ func (h *Holder) waitUnshared(ctx context.Context) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for delay := 50 * time.Microsecond; ; delay = min(2*delay, 5*time.Millisecond) {
 		ns, err := os.Readlink(h.path)
-		if err != nil {
-			return fmt.Errorf("user namespace holder exited: %w", err)
-		}
-		if ns != self {
+		if err == nil && ns != self {
 			return nil
+		}
+		select {
+		case <-h.exited:
+			// Most likely unshare failed (user namespaces disabled for
+			// unprivileged users): say what it said.
+			return fmt.Errorf("create user namespace: helper exited: %s", strings.TrimSpace(h.stderr.String()))
+		default:
+		}
+		if err != nil {
+			return fmt.Errorf("user namespace of the helper: %w", err)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("user namespace holder did not unshare within 10s")
@@ -115,5 +133,5 @@ func (h *Holder) Path() string { return h.path }
 func (h *Holder) Close() {
 	h.stdin.Close()
 	_ = h.cmd.Process.Kill()
-	_ = h.cmd.Wait()
+	<-h.exited
 }

@@ -2,6 +2,8 @@ package userns
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unsafe"
@@ -78,5 +80,35 @@ func BenchmarkIdentity(b *testing.B) {
 		}
 		h.Close()
 		l.Release()
+	}
+}
+
+// TestHolderFailureSaysWhy: when the namespace cannot be made, the error
+// carries what the helper printed.
+func TestHolderFailureSaysWhy(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip(err)
+	}
+	// The helper runs as the sandbox's host id: its directory must be
+	// reachable by everyone (t.TempDir's parent is not).
+	dir, err := os.MkdirTemp("", "userns-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	script := filepath.Join(dir, "unshare")
+	if err := os.WriteFile(script, []byte("#!"+sh+"\necho 'unshare: unshare failed: Operation not permitted' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err = NewHolder(t.Context(), Tools{Unshare: script, Cat: "/bin/cat"}, 3_000_000, 65536)
+	if err == nil || !strings.Contains(err.Error(), "Operation not permitted") {
+		t.Fatalf("got %v, want the helper's message", err)
 	}
 }
