@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+
+	ctrd "github.com/isol8/isol8/driver/containerd"
 )
 
 // These tests look at sandboxes from the host: the host identity of a
@@ -328,5 +330,46 @@ func TestIdentityReleasedWithSandbox(t *testing.T) {
 	_, err := e.Execute(t.Context(), Request{Runtime: "python", Code: "print(1)"})
 	if !errdefs.IsResourceExhausted(err) || !strings.Contains(err.Error(), "user namespace ranges are in use") {
 		t.Fatalf("second live sandbox: %v, want resource exhausted", err)
+	}
+}
+
+// TestKeptSandboxKeepsItsRange: a sandbox that outlives its engine (kept
+// with Persist, as after a crash) keeps its id range: no other engine gets
+// it while the container lives, and it is reclaimed once the container is
+// removed.
+func TestKeptSandboxKeepsItsRange(t *testing.T) {
+	ns := &UserNSOptions{Base: 3_100_000_000, Count: 1, StateDir: t.TempDir()}
+	kept := newTestEngine(t, Options{PoolSize: noPool, Persist: true, UserNS: ns})
+	mustHaveImage(t, kept, "bash")
+	res := run(t, kept, Request{Runtime: "bash", Code: "echo kept"})
+	id := res.ContainerID
+	t.Cleanup(func() {
+		// Removing a missing container is no error: this only acts when
+		// the test failed before its own removal.
+		ctx := context.Background()
+		drv, err := ctrd.New(ctx, ctrd.Config{Address: kept.opts.Containerd.Address})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer drv.Close()
+		if err := drv.Remove(ctx, id); err != nil {
+			t.Errorf("remove kept sandbox: %v", err)
+		}
+	})
+	if err := kept.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	other := newTestEngine(t, Options{PoolSize: noPool, UserNS: ns})
+	if _, err := other.Execute(t.Context(), Request{Runtime: "bash", Code: "echo hi"}); !errdefs.IsResourceExhausted(err) {
+		t.Fatalf("while the kept sandbox lives: %v, want resource exhausted", err)
+	}
+	if err := other.drv.Remove(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	res = run(t, other, Request{Runtime: "bash", Code: "read a b c < /proc/self/uid_map; echo $b"})
+	if res.Stdout != "3100000000" {
+		t.Fatalf("after removal: host id %q (stderr %q), want the reclaimed 3100000000", res.Stdout, res.Stderr)
 	}
 }
