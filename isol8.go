@@ -35,6 +35,7 @@ type (
 	NetworkFilter = api.NetworkFilter
 	Security      = engine.Security
 	PoolSize      = api.PoolSize
+	UserNSOptions = engine.UserNSOptions
 )
 
 // Event types and phases.

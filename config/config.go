@@ -84,6 +84,9 @@ type Cleanup struct {
 type Security struct {
 	Seccomp           string `json:"seccomp"`
 	CustomProfilePath string `json:"customProfilePath,omitempty"`
+	// UserNS is the host id range of sandboxes' user namespaces; nil means
+	// the defaults.
+	UserNS *UserNS `json:"userns,omitempty"`
 }
 
 // RemoteCode is the remote code URL policy ("remoteCode" section, §8).

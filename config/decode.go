@@ -118,6 +118,7 @@ func (c *Config) mergeSecurity(d *decoder, m map[string]any) error {
 	return first(
 		d.str(m, s, "seccomp", &c.Security.Seccomp),
 		d.str(m, s, "customProfilePath", &c.Security.CustomProfilePath),
+		d.userNS(m, &c.Security.UserNS),
 	)
 }
 
@@ -434,6 +435,7 @@ func (c *Config) validate() error {
 		duration("cleanup.maxContainerAgeMs", c.Cleanup.MaxContainerAgeMs, 0),
 
 		oneOf("security.seccomp", c.Security.Seccomp, "strict", "unconfined", "custom"),
+		validUserNS(c.Security.UserNS),
 
 		patterns("remoteCode.allowedHosts", c.RemoteCode.AllowedHosts),
 		patterns("remoteCode.blockedHosts", c.RemoteCode.BlockedHosts),

@@ -49,6 +49,7 @@ type Engine struct {
 	profileBad  error
 
 	pool *pool
+	ids  *identities // host identities of sandboxes (user namespaces)
 
 	// Persistent mode: one sandbox for the engine's life, one runtime.
 	pmu        sync.Mutex
@@ -208,6 +209,9 @@ func (e *Engine) start(ctx context.Context) error {
 	// for its verdict before its init starts (profileOK).
 	e.profileErr = make(chan error, 1)
 	go func() { e.profileErr <- seccomp.ValidateFor(sec.Seccomp, sec.CustomProfilePath, profile) }()
+	if err := e.startIdentities(); err != nil {
+		return err
+	}
 	e.initPath = e.opts.InitPath
 	if e.initPath == "" {
 		if e.initPath, err = initbin.Path(""); err != nil {

@@ -111,6 +111,7 @@ func (e *Engine) execute(ctx context.Context, p *plan, s sink) (*Result, error) 
 	}
 	if e.opts.Persist && !sb.broken {
 		e.keep(sb) // left running on purpose; `isol8 cleanup` removes it
+		sb.ident.release(false)
 	} else {
 		e.pool.release(sb)
 	}

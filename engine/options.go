@@ -57,6 +57,9 @@ type Options struct {
 
 	// Backend wiring, never taken from clients.
 	Containerd ContainerdOptions `json:"-"`
+	// UserNS is the host id range sandboxes' user namespaces map onto; nil
+	// means the defaults.
+	UserNS *UserNSOptions `json:"-"`
 	// InitPath is the isol8-init binary on the host; empty means the
 	// embedded copy or one found beside the executable.
 	InitPath string `json:"-"`

@@ -24,6 +24,7 @@ type sandbox struct {
 	// broken is set when the agent stopped answering; the sandbox must not
 	// be used again.
 	broken bool
+	ident  *identity
 }
 
 // spec writes the runtime spec for a sandbox of this engine.
@@ -71,13 +72,19 @@ func (e *Engine) newSandbox(ctx context.Context, image, runtime string) (_ *sand
 	if runtime != "" {
 		labels[driver.LabelRuntime] = runtime
 	}
+	ident, err := e.newIdentity(ctx, id, spec)
+	if err != nil {
+		return nil, err
+	}
 	t0 := time.Now()
 	dsb, err := e.drv.Create(ctx, driver.CreateRequest{ID: id, Image: image, Spec: spec, Labels: labels})
 	e.logStep("sandbox create", id, t0, err)
+	ident.created()
 	if err != nil {
+		ident.release(false) // a failed create may have left processes
 		return nil, fmt.Errorf("create sandbox: %w", err)
 	}
-	sb := &sandbox{id: id, image: image, sb: dsb}
+	sb := &sandbox{id: id, image: image, sb: dsb, ident: ident}
 	e.track(sb)
 	defer func() {
 		if retErr != nil {
@@ -134,8 +141,10 @@ func (e *Engine) destroy(ctx context.Context, sb *sandbox) {
 		sb.conn.shutdown()
 	}
 	t0 := time.Now()
-	if err := sb.sb.Delete(ctx); err != nil {
+	err := sb.sb.Delete(ctx)
+	if err != nil {
 		e.log.Warn("remove sandbox failed", "sandbox", sb.id, "error", err)
 	}
+	sb.ident.release(err == nil)
 	e.logStep("sandbox destroy", sb.id, t0, nil)
 }

@@ -3,7 +3,8 @@
 # runc, mmdebstrap (to build the runtime images offline), busybox (the oci
 # package runs specs under runc on a busybox rootfs), a C compiler and the
 # static libc and libseccomp archives (isol8 validates seccomp profiles with
-# libseccomp and is linked statically).
+# libseccomp and is linked statically), and util-linux's unshare (sandbox
+# user namespaces).
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
 need=()
@@ -15,6 +16,8 @@ command -v gcc >/dev/null || need+=(gcc)
 compgen -G '/usr/lib/*/libc.a' >/dev/null || need+=(libc6-dev)
 [ -f /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
+# unshare creates each sandbox's user namespace as the sandbox's host id.
+command -v unshare >/dev/null || need+=(util-linux)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -494,6 +494,7 @@ func (a *app) wire(o *engine.Options, g *globals) {
 	o.Containerd = engine.ContainerdOptions{Address: a.containerdAddress(g)}
 	if g.cfg != nil {
 		o.Containerd.RuntimeBinary = g.cfg.Containerd.Runtime
+		o.UserNS = userNSOptions(g.cfg.Security.UserNS)
 	}
 	o.Logger = a.logger(o.Debug)
 	o.Progress = a.stderr
