@@ -150,6 +150,9 @@ func normalize(o *Options) error {
 	if o.TimeoutMs < 0 {
 		return invalidf("Invalid timeout: %d ms. Must be greater than 0", o.TimeoutMs)
 	}
+	if err := normalizeBounds(o); err != nil {
+		return err
+	}
 	if o.MaxConcurrent == 0 {
 		o.MaxConcurrent = DefaultMaxConcurrent
 	}
