@@ -105,6 +105,10 @@ type GetFile struct {
 	Path string `json:"path"`
 	// MaxBytes refuses files larger than this (0: no limit).
 	MaxBytes int64 `json:"maxBytes,omitempty"`
+	// Stat asks only for the size: the agent answers TypeOK with OK.Size
+	// (or TypeError) and sends no data, so the engine can refuse files
+	// before any byte moves.
+	Stat bool `json:"stat,omitempty"`
 }
 
 // Reset makes a used sandbox fresh: every process of the sandbox user is

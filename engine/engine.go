@@ -41,7 +41,7 @@ type Engine struct {
 	pool *pool
 
 	// Persistent mode: one sandbox for the engine's life, one runtime.
-	pmu        sync.Mutex
+	pmu        ctxMutex // waiters give up at their context's deadline
 	persistent *sandbox
 	pruntime   string
 
@@ -234,9 +234,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 	e.stopped = true
 	e.mu.Unlock()
 	e.pool.drain(ctx)
-	e.pmu.Lock()
-	e.persistent = nil
-	e.pmu.Unlock()
+	e.dropPersistent(ctx)
 	e.mu.Lock()
 	live := e.live
 	e.live = map[string]*sandbox{}
