@@ -69,6 +69,7 @@ func (r *reaper) start(argv0 string, argv []string, attr *syscall.ProcAttr) (int
 	if err != nil {
 		return 0, nil, err
 	}
+	markOOMVictim(pid)
 	ch := make(chan exitInfo, 1)
 	r.waiters[pid] = ch
 	return pid, ch, nil
