@@ -1,0 +1,129 @@
+package containerd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/containerd/containerd/v2/core/mount"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// upperDir holds, per sandbox with a writable root filesystem, a tmpfs for
+// the overlay's upper and work directories.
+const upperDir = "/run/isol8/upper"
+
+// defaultUpperSize bounds the writable layer of a spec without a memory
+// limit.
+const defaultUpperSize = 512 << 20
+
+// A writable root filesystem must not write to the host's disk: a
+// read-write snapshot would let a sandbox with 128 MB of memory fill the
+// disk. Its root is instead an overlay of the image's read-only layers under
+// an upper directory on a tmpfs the size of the sandbox's memory limit. The
+// tmpfs pages are charged to the memory cgroup of the process that writes
+// them, so root writes count against the sandbox's memory like /sandbox.
+
+// writableRoot reports whether the spec asks for a writable root.
+func writableRoot(spec *specs.Spec) bool {
+	return spec.Root != nil && !spec.Root.Readonly
+}
+
+// upperSize is the tmpfs size for a spec: its memory limit.
+func upperSize(spec *specs.Spec) int64 {
+	if spec.Linux != nil && spec.Linux.Resources != nil && spec.Linux.Resources.Memory != nil &&
+		spec.Linux.Resources.Memory.Limit != nil && *spec.Linux.Resources.Memory.Limit > 0 {
+		return *spec.Linux.Resources.Memory.Limit
+	}
+	return defaultUpperSize
+}
+
+// tmpfsRootFS mounts the sandbox's tmpfs and returns the root filesystem
+// mounts: the image's layers (from a read-only view snapshot) as lower
+// directories of an overlay whose upper directory is on the tmpfs.
+func tmpfsRootFS(id string, view []mount.Mount, size int64) (_ []mount.Mount, retErr error) {
+	lower, err := lowerDirs(view)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(upperDir, id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("writable root of %s: %w", id, err)
+	}
+	opts := "size=" + strconv.FormatInt(size, 10) + ",mode=0700"
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		_ = os.Remove(dir)
+		return nil, fmt.Errorf("writable root of %s: mount tmpfs: %w", id, err)
+	}
+	defer func() {
+		if retErr != nil {
+			removeUpper(id)
+		}
+	}()
+	upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "work")
+	for _, d := range []string{upper, work} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return nil, fmt.Errorf("writable root of %s: %w", id, err)
+		}
+	}
+	return []mount.Mount{{
+		Type:   "overlay",
+		Source: "overlay",
+		Options: []string{
+			"index=off",
+			"lowerdir=" + strings.Join(lower, ":"),
+			"upperdir=" + upper,
+			"workdir=" + work,
+		},
+	}}, nil
+}
+
+// lowerDirs turns the mounts of a read-only view snapshot into overlay
+// lower directories, topmost first: the overlayfs snapshotter gives a bind
+// mount for a single layer and an overlay with only lowerdir for several.
+func lowerDirs(view []mount.Mount) ([]string, error) {
+	if len(view) != 1 {
+		return nil, fmt.Errorf("writable root: unexpected view with %d mounts", len(view))
+	}
+	m := view[0]
+	switch m.Type {
+	case "bind", "rbind":
+		return []string{m.Source}, nil
+	case "overlay":
+		for _, o := range m.Options {
+			if v, ok := strings.CutPrefix(o, "lowerdir="); ok {
+				return strings.Split(v, ":"), nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("writable root: unexpected view mount of type %q", m.Type)
+}
+
+// removeUpper unmounts and removes a sandbox's tmpfs, if it has one.
+func removeUpper(id string) error {
+	dir := filepath.Join(upperDir, id)
+	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmount writable root of %s: %w", id, err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove writable root of %s: %w", id, err)
+	}
+	return nil
+}
+
+// tmpfsRoot makes the read-only view snapshot key (which the container
+// references, so it lives as long as the container) and the tmpfs overlay
+// on it. The shim mounts the view and then the overlay on top of it at the
+// rootfs; the overlay is what the container sees.
+func (d *Driver) tmpfsRoot(ctx context.Context, id, key, chain string, size int64) ([]mount.Mount, error) {
+	view, err := d.client.SnapshotService(snapshotter).View(ctx, key, chain)
+	if err != nil {
+		return nil, fmt.Errorf("view snapshot for %s: %w", id, err)
+	}
+	return tmpfsRootFS(id, view, size)
+}
