@@ -146,6 +146,16 @@ print("ok")`})
 		}
 		cancel()
 	}
+	// Request files are written by the agent too.
+	for _, p := range paths {
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		start := time.Now()
+		_, err := e.Execute(ctx, Request{Runtime: "python", Code: "print('x')", Files: map[string]string{p: "data"}})
+		cancel()
+		if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "not a regular file") || time.Since(start) > 10*time.Second {
+			t.Errorf("files[%s]: %v after %s, want a prompt refusal", p, err, time.Since(start))
+		}
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	res, err := e.Execute(ctx, Request{Runtime: "python", Code: "print('after')", OutputPaths: paths})
