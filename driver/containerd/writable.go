@@ -2,16 +2,11 @@ package containerd
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/containerd/containerd/v2/core/mount"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 )
 
 // upperDir holds, per sandbox with a writable root filesystem, a tmpfs for
@@ -43,46 +38,6 @@ func upperSize(spec *specs.Spec) int64 {
 	return defaultUpperSize
 }
 
-// tmpfsRootFS mounts the sandbox's tmpfs and returns the root filesystem
-// mounts: the image's layers (from a read-only view snapshot) as lower
-// directories of an overlay whose upper directory is on the tmpfs.
-func tmpfsRootFS(id string, view []mount.Mount, size int64) (_ []mount.Mount, retErr error) {
-	lower, err := lowerDirs(view)
-	if err != nil {
-		return nil, err
-	}
-	dir := filepath.Join(upperDir, id)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("writable root of %s: %w", id, err)
-	}
-	opts := "size=" + strconv.FormatInt(size, 10) + ",mode=0700"
-	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
-		_ = os.Remove(dir)
-		return nil, fmt.Errorf("writable root of %s: mount tmpfs: %w", id, err)
-	}
-	defer func() {
-		if retErr != nil {
-			removeUpper(id)
-		}
-	}()
-	upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "work")
-	for _, d := range []string{upper, work} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			return nil, fmt.Errorf("writable root of %s: %w", id, err)
-		}
-	}
-	return []mount.Mount{{
-		Type:   "overlay",
-		Source: "overlay",
-		Options: []string{
-			"index=off",
-			"lowerdir=" + strings.Join(lower, ":"),
-			"upperdir=" + upper,
-			"workdir=" + work,
-		},
-	}}, nil
-}
-
 // lowerDirs turns the mounts of a read-only view snapshot into overlay
 // lower directories, topmost first: the overlayfs snapshotter gives a bind
 // mount for a single layer and an overlay with only lowerdir for several.
@@ -102,18 +57,6 @@ func lowerDirs(view []mount.Mount) ([]string, error) {
 		}
 	}
 	return nil, fmt.Errorf("writable root: unexpected view mount of type %q", m.Type)
-}
-
-// removeUpper unmounts and removes a sandbox's tmpfs, if it has one.
-func removeUpper(id string) error {
-	dir := filepath.Join(upperDir, id)
-	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("unmount writable root of %s: %w", id, err)
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("remove writable root of %s: %w", id, err)
-	}
-	return nil
 }
 
 // tmpfsRoot makes the read-only view snapshot key (which the container
