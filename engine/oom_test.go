@@ -1,6 +1,9 @@
 package engine
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestAgentSurvivesTmpfsFill: filling /sandbox past the memory limit used to
 // OOM-kill the agent ("sandbox agent stopped answering"). The writer is
@@ -35,5 +38,19 @@ func TestAgentSurvivesTmpfsFillPersistent(t *testing.T) {
 	res = run(t, e, Request{Runtime: "bash", TimeoutMs: 30000, Code: "rm -f /sandbox/fill; echo freed"})
 	if res.Stdout != "freed" {
 		t.Fatalf("after the fill: exit %d %q %q", res.ExitCode, res.Stdout, res.Stderr)
+	}
+}
+
+// TestUserCodeOOMScore: user code and whatever it forks at once run with
+// the victim's score; the agent keeps its own.
+func TestUserCodeOOMScore(t *testing.T) {
+	e := newTestEngine(t, Options{Mode: ModePersistent})
+	mustHaveImage(t, e, "bash")
+	for range 5 {
+		res := run(t, e, Request{Runtime: "bash", Code: "cat /proc/self/oom_score_adj; cat /proc/$$/oom_score_adj; cat /proc/1/oom_score_adj"})
+		lines := strings.Split(res.Stdout, "\n")
+		if len(lines) != 3 || lines[0] != "1000" || lines[1] != "1000" || lines[2] == "1000" {
+			t.Fatalf("oom_score_adj of child, shell, agent: %q (stderr %q)", res.Stdout, res.Stderr)
+		}
 	}
 }
