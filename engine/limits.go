@@ -18,8 +18,15 @@ const (
 	DefaultMaxOutputFilesBytes = 64 << 20
 )
 
+// maxPidsLimit is the kernel's largest pid count (PID_MAX_LIMIT); a larger
+// limit means nothing and would overflow once the agent's threads are added.
+const maxPidsLimit = 4 << 20
+
 // normalizeBounds fills in and checks the bounds of Options.
 func normalizeBounds(o *Options) error {
+	if o.PidsLimit > maxPidsLimit {
+		return invalidf("Invalid pids limit: %d. Must be at most %d", o.PidsLimit, maxPidsLimit)
+	}
 	if o.MaxTimeoutMs == 0 {
 		o.MaxTimeoutMs = DefaultMaxTimeoutMs
 	}

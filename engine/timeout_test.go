@@ -63,6 +63,9 @@ func TestTimeoutOptionBounds(t *testing.T) {
 		{Options{TimeoutMs: 7200001, MaxTimeoutMs: 7200000}, false},
 		{Options{MaxTimeoutMs: -1}, false},
 		{Options{MaxTimeoutMs: math.MaxInt64}, true},
+		// Not a timeout, but the same overflow once the agent's threads are added.
+		{Options{PidsLimit: math.MaxInt64}, false},
+		{Options{PidsLimit: 4 << 20}, true},
 	} {
 		_, err := New(tc.opts)
 		if tc.ok != (err == nil) || (err != nil && !errdefs.IsInvalidArgument(err)) {
