@@ -16,10 +16,17 @@ const (
 	SandboxGID = 101
 )
 
-// AgentThreads is how many OS threads the agent creates at start. The
-// engine adds it to the sandbox's pids limit so user code can use its whole
-// limit without starving the agent.
-const AgentThreads = 12
+// AgentThreads is how many OS threads (tasks, the main thread included) the
+// agent makes at start and keeps; the Go runtime lands near it, not always on
+// it. The engine creates the sandbox with room for AgentThreads plus
+// AgentThreadsSlack on top of the user's pids limit, and once the agent is
+// ready sets the limit to the user's plus the threads the agent really runs,
+// so user code gets exactly the pids it asked for and cannot starve the agent.
+const AgentThreads = 20
+
+// AgentThreadsSlack is the headroom the agent's start may use beyond
+// AgentThreads.
+const AgentThreadsSlack = 12
 
 // Ready is the agent's first message.
 type Ready struct {
@@ -104,6 +111,10 @@ type GetFile struct {
 	Path string `json:"path"`
 	// MaxBytes refuses files larger than this (0: no limit).
 	MaxBytes int64 `json:"maxBytes,omitempty"`
+	// Stat asks only for the size: the agent answers TypeOK with OK.Size
+	// (or TypeError) and sends no data, so the engine can refuse files
+	// before any byte moves.
+	Stat bool `json:"stat,omitempty"`
 }
 
 // Reset makes a used sandbox fresh and verifies it, item by item (see

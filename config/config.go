@@ -53,6 +53,12 @@ type Config struct {
 	PrebuiltImages []PrebuiltImage `json:"prebuiltImages"`
 	Containerd     Containerd      `json:"containerd"`
 
+	// Bounds on what one request may ask, whatever its client. Zero (unset)
+	// means the engine's defaults: 1 hour, 32 paths, 64 MiB.
+	MaxTimeoutMs        int64 `json:"maxTimeoutMs,omitempty"`
+	MaxOutputPaths      int   `json:"maxOutputPaths,omitempty"`
+	MaxOutputFilesBytes int64 `json:"maxOutputFilesBytes,omitempty"`
+
 	path string          // absolute path of the loaded file; "" for defaults
 	set  map[string]bool // dotted keys the file set
 }

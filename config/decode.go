@@ -54,6 +54,9 @@ func (c *Config) merge(data []byte) error {
 	steps := []func() error{
 		func() error { return d.str(top, "", "$schema", &c.Schema) },
 		func() error { return d.integer(top, "", "maxConcurrent", &c.MaxConcurrent) },
+		func() error { return d.integer(top, "", "maxTimeoutMs", &c.MaxTimeoutMs) },
+		func() error { return d.integer(top, "", "maxOutputPaths", &c.MaxOutputPaths) },
+		func() error { return d.integer(top, "", "maxOutputFilesBytes", &c.MaxOutputFilesBytes) },
 		func() error { return d.boolean(top, "", "debug", &c.Debug) },
 		func() error { return d.str(top, "", "poolStrategy", &c.PoolStrategy) },
 		func() error { return d.poolSize(top, &c.PoolSize) },
@@ -418,6 +421,9 @@ func (c *Config) Validate() error {
 func (c *Config) validate() error {
 	checks := []error{
 		atLeast("maxConcurrent", int64(c.MaxConcurrent), 1),
+		duration("maxTimeoutMs", c.MaxTimeoutMs, 0),
+		atLeast("maxOutputPaths", int64(c.MaxOutputPaths), 0),
+		atLeast("maxOutputFilesBytes", c.MaxOutputFilesBytes, 0),
 		oneOf("poolStrategy", c.PoolStrategy, "fast", "secure"),
 		atLeast("poolSize.clean", int64(c.PoolSize.Clean), 0),
 		atLeast("poolSize.dirty", int64(c.PoolSize.Dirty), 0),

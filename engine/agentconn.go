@@ -230,6 +230,8 @@ func agentError(f agent.Frame) error {
 
 // putFile writes data to path inside the sandbox as the sandbox user.
 func (c *agentConn) putFile(ctx context.Context, path string, data []byte, mode uint32) error {
+	ctx, cancel := fileOpContext(ctx)
+	defer cancel()
 	id, ch := c.open()
 	defer c.release(id)
 	if err := c.w.WriteJSON(agent.TypePutFile, id, agent.PutFile{Path: path, Mode: mode}); err != nil {
@@ -248,6 +250,8 @@ func (c *agentConn) putFile(ctx context.Context, path string, data []byte, mode 
 
 // getFile reads a regular file from the sandbox.
 func (c *agentConn) getFile(ctx context.Context, path string, maxBytes int64) ([]byte, error) {
+	ctx, cancel := fileOpContext(ctx)
+	defer cancel()
 	id, ch := c.open()
 	defer c.release(id)
 	if err := c.w.WriteJSON(agent.TypeGetFile, id, agent.GetFile{Path: path, MaxBytes: maxBytes}); err != nil {

@@ -52,7 +52,7 @@ type Engine struct {
 	ids  *identities // host identities of sandboxes (user namespaces)
 
 	// Persistent mode: one sandbox for the engine's life, one runtime.
-	pmu        sync.Mutex
+	pmu        ctxMutex // waiters give up at their context's deadline
 	persistent *sandbox
 	pruntime   string
 
@@ -165,6 +165,9 @@ func normalize(o *Options) error {
 	if o.TimeoutMs < 0 {
 		return invalidf("Invalid timeout: %d ms. Must be greater than 0", o.TimeoutMs)
 	}
+	if err := normalizeBounds(o); err != nil {
+		return err
+	}
 	if o.MaxConcurrent == 0 {
 		o.MaxConcurrent = DefaultMaxConcurrent
 	}
@@ -246,12 +249,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 	e.waitStart(ctx)
 	e.waitInflight(ctx)
 	e.pool.drain(ctx)
-	e.pmu.Lock()
-	if e.persistent != nil && e.opts.Persist {
-		e.keep(e.persistent) // --persist with persistent mode: left running too
-	}
-	e.persistent = nil
-	e.pmu.Unlock()
+	e.dropPersistent(ctx)
 	e.mu.Lock()
 	live := e.live
 	e.live = map[string]*sandbox{}

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
@@ -222,14 +221,12 @@ func (e *Engine) run(ctx context.Context, sb *sandbox, p *plan, s sink) (*Result
 		bs.exit = exit
 	}
 	if len(p.outputs) > 0 {
-		res.Files = map[string]string{}
-		for _, op := range p.outputs {
-			data, err := sb.conn.getFile(ctx, op, maxOutputFile)
-			if err != nil {
-				continue // missing or unreadable files are omitted (surface.md §3.14)
-			}
-			res.Files[op] = base64.StdEncoding.EncodeToString(data)
+		// Missing or unreadable files are omitted; too many bytes fail.
+		files, err := e.readOutputs(ctx, sb, p.outputs)
+		if err != nil {
+			return nil, err
 		}
+		res.Files = files
 	}
 	return res, nil
 }

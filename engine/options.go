@@ -50,6 +50,10 @@ type Options struct {
 	PoolStrategy   string            `json:"poolStrategy,omitempty"`
 	PoolSize       *PoolSize         `json:"poolSize,omitempty"`
 	MaxConcurrent  int               `json:"maxConcurrent,omitempty"`
+	// Bounds on what one request may ask (zero: the Default* values).
+	MaxTimeoutMs        int64 `json:"maxTimeoutMs,omitempty"`
+	MaxOutputPaths      int   `json:"maxOutputPaths,omitempty"`
+	MaxOutputFilesBytes int64 `json:"maxOutputFilesBytes,omitempty"`
 
 	// StreamMaxOutput caps each stream of a streamed execution; 0 (the
 	// default) streams everything. MaxOutputSize caps buffered results only.

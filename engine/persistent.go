@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/containerd/errdefs"
 
@@ -19,7 +20,9 @@ var errNoContainer = errdefs.ErrFailedPrecondition.WithMessage("No active contai
 // executePersistent runs p in the engine's one sandbox, creating it on the
 // first call. Executions on it are serialised.
 func (e *Engine) executePersistent(ctx context.Context, p *plan, s sink) (*Result, error) {
-	e.pmu.Lock()
+	if err := e.pmu.LockCtx(ctx); err != nil {
+		return nil, err
+	}
 	defer e.pmu.Unlock()
 	if e.persistent != nil && e.pruntime != p.rt.Name {
 		return nil, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf(
@@ -79,7 +82,11 @@ func (e *Engine) PutFile(ctx context.Context, path string, data []byte) error {
 	if len(data) > MaxFilesBytes {
 		return invalidf("file exceeds the limit of %d bytes", MaxFilesBytes)
 	}
-	e.pmu.Lock()
+	ctx, cancel := fileOpContext(ctx)
+	defer cancel()
+	if err := e.pmu.LockCtx(ctx); err != nil {
+		return err
+	}
 	defer e.pmu.Unlock()
 	sb, err := e.persistentSandbox()
 	if err != nil {
@@ -103,7 +110,11 @@ func (e *Engine) GetFile(ctx context.Context, path string) ([]byte, error) {
 		return nil, err
 	}
 	defer leave()
-	e.pmu.Lock()
+	ctx, cancel := fileOpContext(ctx)
+	defer cancel()
+	if err := e.pmu.LockCtx(ctx); err != nil {
+		return nil, err
+	}
 	defer e.pmu.Unlock()
 	sb, err := e.persistentSandbox()
 	if err != nil {
@@ -163,4 +174,26 @@ func (e *Engine) Prewarm(ctx context.Context, runtimeNames ...string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// dropPersistentWait bounds how long Stop waits for the persistent sandbox's
+// lock before it removes the sandbox under the holder's feet.
+const dropPersistentWait = 2 * time.Second
+
+// dropPersistent forgets the persistent sandbox for Stop. A holder that does
+// not let go in time is left alone: Stop destroys every live sandbox anyway,
+// which ends the holder's agent requests, and the holder then drops the
+// sandbox itself.
+func (e *Engine) dropPersistent(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dropPersistentWait)
+	defer cancel()
+	if err := e.pmu.LockCtx(ctx); err != nil {
+		e.log.Debug("persistent sandbox busy at stop; removing it anyway", "error", err)
+		return
+	}
+	if e.persistent != nil && e.opts.Persist {
+		e.keep(e.persistent) // --persist with persistent mode: left running too
+	}
+	e.persistent = nil
+	e.pmu.Unlock()
 }

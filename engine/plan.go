@@ -93,11 +93,14 @@ func (e *Engine) plan(req Request) (*plan, error) {
 	if timeoutMs == 0 {
 		timeoutMs = e.opts.TimeoutMs
 	}
+	if timeoutMs > e.opts.MaxTimeoutMs {
+		return nil, invalidf("Invalid timeout: %d ms. Must be at most %d ms (maxTimeoutMs)", timeoutMs, e.opts.MaxTimeoutMs)
+	}
 	p := &plan{
 		rt:      rt,
 		image:   rt.Image,
 		dir:     dir,
-		timeout: time.Duration(timeoutMs) * time.Millisecond,
+		timeout: msDuration(timeoutMs),
 		install: pkgs,
 		setup:   req.SetupScript,
 	}
@@ -125,6 +128,9 @@ func (e *Engine) plan(req Request) (*plan, error) {
 			return nil, invalidf("files exceed the limit of %d bytes", MaxFilesBytes)
 		}
 		p.files = append(p.files, agent.File{Path: clean, Data: []byte(req.Files[fp]), Mode: 0o644})
+	}
+	if len(req.OutputPaths) > e.opts.MaxOutputPaths {
+		return nil, invalidf("outputPaths names %d files, more than the limit of %d (maxOutputPaths)", len(req.OutputPaths), e.opts.MaxOutputPaths)
 	}
 	for _, op := range req.OutputPaths {
 		clean, err := sandboxPath(op)
@@ -201,7 +207,7 @@ func validEnvName(k string) error {
 // execution: the program's own timeout plus slack for the agent to kill it
 // and flush its output.
 func hostDeadline(timeout time.Duration) time.Duration {
-	return timeout + 10*time.Second
+	return addSat(timeout, 10*time.Second)
 }
 
 // codeArgv decides how the code runs. A file given by the client

@@ -37,7 +37,7 @@ func (e *Engine) spec() (*specs.Spec, error) {
 		oci.WithInit(e.initPath),
 		oci.WithMemory(e.limits.memory),
 		oci.WithCPU(e.opts.CPULimit),
-		oci.WithPids(e.opts.PidsLimit+agent.AgentThreads+1), // +1: the agent's main thread
+		oci.WithPids(e.opts.PidsLimit+agent.AgentThreads+agent.AgentThreadsSlack), // tightened by fitPids
 		oci.WithSandboxTmpfs(e.limits.sandboxSize),
 		oci.WithTmpTmpfs(e.limits.tmpSize),
 		oci.WithReadonlyRoot(ro),
@@ -109,6 +109,7 @@ func (e *Engine) newSandbox(ctx context.Context, image, runtime string) (_ *sand
 	if err != nil {
 		return nil, fmt.Errorf("start sandbox: %w", err)
 	}
+	e.fitPids(id)
 	return sb, nil
 }
 

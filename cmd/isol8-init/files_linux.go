@@ -87,7 +87,7 @@ func createSandboxFile(p string, mode uint32) (*os.File, error) {
 	if mode == 0 {
 		mode = 0o644
 	}
-	f, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fs.FileMode(mode&0o777))
+	f, err := openRegular(root, rel, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fs.FileMode(mode&0o777))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", p, err)
 	}
@@ -177,7 +177,7 @@ func (a *agentState) sendFile(id uint32, req agent.GetFile) {
 		return
 	}
 	defer root.Close()
-	f, err := root.Open(rel)
+	f, err := openRegular(root, rel, os.O_RDONLY, 0)
 	if err != nil {
 		code := "invalid"
 		if errors.Is(err, fs.ErrNotExist) {
@@ -188,8 +188,12 @@ func (a *agentState) sendFile(id uint32, req agent.GetFile) {
 	}
 	defer f.Close()
 	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
-		a.fail(id, "invalid", fmt.Errorf("Failed to read file %s: not a regular file", req.Path))
+	if err != nil {
+		a.fail(id, "", fmt.Errorf("Failed to read file %s: %w", req.Path, err))
+		return
+	}
+	if req.Stat {
+		a.ok(id, st.Size())
 		return
 	}
 	if req.MaxBytes > 0 && st.Size() > req.MaxBytes {

@@ -72,9 +72,10 @@ func newAgent(r io.Reader, w io.Writer) *agentState {
 func (a *agentState) run() error {
 	// User code may exhaust the pids limit, and the Go runtime aborts when it
 	// cannot create a thread. Make the threads the agent will ever need now,
-	// while pids are free; the runtime keeps idle threads for reuse. The
-	// engine reserves AgentThreads pids on top of the user's limit.
-	prestartThreads(agent.AgentThreads)
+	// while pids are free; the runtime keeps idle threads for reuse. Once the
+	// agent is ready the engine sets the pids limit to the user's limit plus
+	// the threads the agent really runs.
+	reserveThreads(agent.AgentThreads)
 	go a.reaper.loop()
 	if err := a.out.WriteJSON(agent.TypeReady, 0, agent.Ready{Version: agent.ProtocolVersion, PID: os.Getpid()}); err != nil {
 		return err

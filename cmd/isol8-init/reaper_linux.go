@@ -21,12 +21,14 @@ type reaper struct {
 	mu      sync.Mutex
 	waiters map[int]chan exitInfo
 	sigs    chan os.Signal
+	oom     oomScore
 }
 
 func newReaper() *reaper {
 	r := &reaper{
 		waiters: map[int]chan exitInfo{},
 		sigs:    make(chan os.Signal, 16),
+		oom:     newOOMScore(),
 	}
 	signal.Notify(r.sigs, syscall.SIGCHLD)
 	return r
@@ -65,7 +67,9 @@ func (r *reaper) reap() {
 func (r *reaper) start(argv0 string, argv []string, attr *syscall.ProcAttr) (int, <-chan exitInfo, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	restore := r.oom.aroundFork()
 	pid, err := syscall.ForkExec(argv0, argv, attr)
+	restore()
 	if err != nil {
 		return 0, nil, err
 	}

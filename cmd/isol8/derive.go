@@ -154,6 +154,10 @@ func deriveOptions(f *runFlags, cfg *config.Config, runtime string, registry fun
 		Persist:       f.persist,
 		LogNetwork:    f.logNetwork,
 		MaxConcurrent: cfg.MaxConcurrent,
+
+		MaxTimeoutMs:        cfg.MaxTimeoutMs,
+		MaxOutputPaths:      cfg.MaxOutputPaths,
+		MaxOutputFilesBytes: cfg.MaxOutputFilesBytes,
 		// A CLI run is one cold execution: no warm pool (ARCHITECTURE.md).
 		PoolSize: &engine.PoolSize{},
 		Security: &engine.Security{

@@ -78,12 +78,20 @@ func (d *Driver) Create(ctx context.Context, req driver.CreateRequest) (_ driver
 	}()
 	snapKey := req.ID
 	sn := d.client.SnapshotService(snapshotter)
-	if _, err := sn.Prepare(ctx, snapKey, chain); err != nil {
+	var taskOpts []client.NewTaskOpts
+	if writableRoot(req.Spec) {
+		rootfs, err := d.tmpfsRoot(ctx, req.ID, snapKey, chain, upperSize(req.Spec))
+		if err != nil {
+			return nil, err
+		}
+		taskOpts = append(taskOpts, client.WithRootFS(rootfs))
+	} else if _, err := sn.Prepare(ctx, snapKey, chain); err != nil {
 		return nil, fmt.Errorf("prepare snapshot for %s: %w", req.ID, err)
 	}
 	defer func() {
 		if retErr != nil {
 			cleanup(ctx, d.log, "remove snapshot", func(ctx context.Context) error { return sn.Remove(ctx, snapKey) })
+			cleanup(ctx, d.log, "remove writable root", func(context.Context) error { return removeUpper(req.ID) })
 		}
 	}()
 
@@ -124,7 +132,7 @@ func (d *Driver) Create(ctx context.Context, req driver.CreateRequest) (_ driver
 		var err error
 		dio, err = cio.NewDirectIO(ctx, fifos)
 		return dio, err
-	})
+	}, taskOpts...)
 	if err != nil {
 		if dio != nil {
 			dio.Close()
@@ -265,6 +273,9 @@ func removeContainer(ctx context.Context, ctr client.Container) error {
 	if err := ctr.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete container %s: %w", ctr.ID(), err)
 	}
+	if err := removeUpper(ctr.ID()); err != nil {
+		return err
+	}
 	// FIFOs of a container created by another process are ours to remove.
 	if err := os.RemoveAll(FIFOSetDir(ctr.ID())); err != nil {
 		return fmt.Errorf("remove fifos of %s: %w", ctr.ID(), err)
@@ -306,6 +317,9 @@ func (s *sandbox) Delete(ctx context.Context) error {
 	}
 	if err := s.ctr.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("delete container %s: %w", s.id, err))
+	}
+	if err := removeUpper(s.id); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

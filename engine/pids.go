@@ -1,0 +1,46 @@
+package engine
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// cgroupRoot is where the host's cgroup filesystems are mounted.
+const cgroupRoot = "/sys/fs/cgroup"
+
+// pidsCgroupDir returns the host directory of a sandbox's pids controller:
+// the containerd driver puts every sandbox at cgroup path /isol8/<id>
+// (cgroup v1: under the pids hierarchy; v2: the unified one).
+func pidsCgroupDir(id string) string {
+	if _, err := os.Stat(filepath.Join(cgroupRoot, "pids")); err == nil {
+		return filepath.Join(cgroupRoot, "pids", "isol8", id)
+	}
+	return filepath.Join(cgroupRoot, "isol8", id)
+}
+
+// fitPids sets a ready sandbox's pids limit to the user's limit plus the
+// tasks its agent runs. The agent makes its threads before it reports ready
+// and keeps them, and nothing else runs yet, so pids.current is exactly the
+// agent's share and user code gets exactly opts.PidsLimit. The Go runtime
+// does not land on an exact thread count, hence a measurement rather than a
+// constant. When the cgroup cannot be read (another cgroup layout), the
+// limit stays at the creation value, which has room for the agent's start.
+func (e *Engine) fitPids(id string) {
+	dir := pidsCgroupDir(id)
+	cur, err := os.ReadFile(filepath.Join(dir, "pids.current"))
+	if err != nil {
+		e.log.Debug("pids limit not fitted", "sandbox", id, "error", err)
+		return
+	}
+	agentTasks, err := strconv.ParseInt(strings.TrimSpace(string(cur)), 10, 64)
+	if err != nil {
+		e.log.Debug("pids limit not fitted", "sandbox", id, "error", err)
+		return
+	}
+	limit := strconv.FormatInt(e.opts.PidsLimit+agentTasks, 10)
+	if err := os.WriteFile(filepath.Join(dir, "pids.max"), []byte(limit), 0); err != nil {
+		e.log.Debug("pids limit not fitted", "sandbox", id, "error", err)
+	}
+}
