@@ -21,6 +21,7 @@ func TestTrust(t *testing.T) {
 		"security.seccomp":           `{"security":{"seccomp":"unconfined"}}`,
 		"security.customProfilePath": `{"security":{"seccomp":"custom","customProfilePath":"/tmp/p.json"}}`,
 		"defaults.network":           `{"defaults":{"network":"host"}}`,
+		"security.userns":            `{"security":{"userns":{"base":2000000}}}`,
 		"defaults.readonlyRootFs":    `{"defaults":{"readonlyRootFs":false}}`,
 	}
 	harmless := []string{
