@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
 )
 
 // Regression tests for "the host stays bounded whatever a request asks".
@@ -95,6 +97,50 @@ head -c 20000000 /dev/urandom > /sandbox/a; truncate -s 20000001 /sandbox/b; pri
 	}
 }
 
+// mknodAsSandboxRoot makes a device node in a sandbox's filesystem from the
+// host. The sandbox's tmpfs belongs to its user namespace, where host root
+// is not mapped (mknod as host root fails with EOVERFLOW), so the node is
+// made with the file system ids of the sandbox's root (the agent's host
+// ids) and CAP_MKNOD raised again after the fsuid change dropped it. All of
+// it on a locked thread that is thrown away afterwards.
+func mknodAsSandboxRoot(agentPID int, path string, mode uint32, dev int) error {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", agentPID))
+	if err != nil {
+		return err
+	}
+	var uid, gid int
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[0] == "Uid:" {
+			uid, _ = strconv.Atoi(f[2])
+		} else if len(f) > 2 && f[0] == "Gid:" {
+			gid, _ = strconv.Atoi(f[2])
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		done <- func() error {
+			if err := unix.Setfsgid(gid); err != nil {
+				return err
+			}
+			if err := unix.Setfsuid(uid); err != nil {
+				return err
+			}
+			hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+			var data [2]unix.CapUserData
+			if err := unix.Capget(&hdr, &data[0]); err != nil {
+				return err
+			}
+			data[0].Effective, data[1].Effective = data[0].Permitted, data[1].Permitted
+			if err := unix.Capset(&hdr, &data[0]); err != nil {
+				return err
+			}
+			return unix.Mknod(path, mode, dev)
+		}()
+	}()
+	return <-done
+}
+
 // agentHostPID returns the host pid of a sandbox's init.
 func agentHostPID(t *testing.T, e *Engine, id string) int {
 	t.Helper()
@@ -127,8 +173,9 @@ print("ok")`})
 	id := res.ContainerID
 	// User code cannot make device nodes; the host can, through the
 	// sandbox's root.
-	dev := filepath.Join("/proc", strconv.Itoa(agentHostPID(t, e, id)), "root/sandbox/null")
-	if err := syscall.Mknod(dev, syscall.S_IFCHR|0o666, int(1<<8|3)); err != nil {
+	pid := agentHostPID(t, e, id)
+	dev := filepath.Join("/proc", strconv.Itoa(pid), "root/sandbox/null")
+	if err := mknodAsSandboxRoot(pid, dev, syscall.S_IFCHR|0o666, int(1<<8|3)); err != nil {
 		t.Fatalf("mknod: %v", err)
 	}
 	paths := []string{"/sandbox/fifo", "/sandbox/sock", "/sandbox/null"}

@@ -34,6 +34,8 @@ func main() {
 			log.Printf("%v", err)
 			os.Exit(1)
 		}
+		// Nothing has run yet: this is what a fresh sandbox looks like.
+		recordFreshDirs()
 	}
 	a := newAgent(os.Stdin, os.Stdout)
 	if err := a.run(); err != nil {

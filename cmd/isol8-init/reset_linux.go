@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/isol8/isol8/agent"
+	"golang.org/x/sys/unix"
 )
 
 // The reset is a checklist (agent.ResetItems): each item cleans one channel
@@ -398,6 +399,23 @@ var freshDirs = []freshDir{
 	{"/dev/mqueue", 0, 0, 0o777 | fs.ModeSticky},
 }
 
+// recordFreshDirs takes each directory's owner and mode as the agent finds
+// them at start, before any user code ran, over the defaults above: in a
+// user namespace /dev/mqueue belongs to an id the namespace does not map
+// (it shows as 65534), which nobody inside can chown to or from.
+func recordFreshDirs() {
+	for i, d := range freshDirs {
+		st, err := os.Lstat(d.path)
+		if err != nil || !st.IsDir() {
+			continue
+		}
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			freshDirs[i].uid, freshDirs[i].gid = int(sys.Uid), int(sys.Gid)
+			freshDirs[i].mode = st.Mode() & (fs.ModePerm | fs.ModeSticky | fs.ModeSetuid | fs.ModeSetgid)
+		}
+	}
+}
+
 // resetDirAttrs gives the writable directories back their fresh owner,
 // mode and times and removes every extended attribute: user code owns
 // /sandbox and could leave marks on the directory itself, which no wipe of
@@ -411,20 +429,47 @@ func resetDirAttrs() error {
 		if err := clearXattrs(d.path); err != nil {
 			return err
 		}
-		if err := os.Lchown(d.path, d.uid, d.gid); err != nil {
+		if err := chownIfChanged(d); err != nil {
 			return err
 		}
-		if err := os.Chmod(d.path, d.mode); err != nil {
+		if err := chmodIfChanged(d); err != nil {
 			return err
 		}
-		if err := os.Chtimes(d.path, now, now); err != nil {
-			return err
+		// UTIME_NOW needs only write permission, not ownership.
+		touch := []unix.Timespec{{Nsec: unix.UTIME_NOW}, {Nsec: unix.UTIME_NOW}}
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, d.path, touch, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("touch %s: %w", d.path, err)
 		}
 		if err := verifyDir(d, now); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// chownIfChanged restores a directory's owner only when it differs: a
+// directory owned by an unmapped id cannot be chowned, even to itself.
+func chownIfChanged(d freshDir) error {
+	st, err := os.Lstat(d.path)
+	if err != nil {
+		return err
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) == d.uid && int(sys.Gid) == d.gid {
+		return nil
+	}
+	return os.Lchown(d.path, d.uid, d.gid)
+}
+
+// chmodIfChanged restores a directory's mode only when it differs.
+func chmodIfChanged(d freshDir) error {
+	st, err := os.Lstat(d.path)
+	if err != nil {
+		return err
+	}
+	if st.Mode()&(fs.ModePerm|fs.ModeSticky|fs.ModeSetuid|fs.ModeSetgid) == d.mode {
+		return nil
+	}
+	return os.Chmod(d.path, d.mode)
 }
 
 func verifyDir(d freshDir, now time.Time) error {

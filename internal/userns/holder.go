@@ -104,8 +104,19 @@ func (h *Holder) waitUnshared(ctx context.Context) error {
 		if err == nil && ns != self {
 			return nil
 		}
+		exited := h.exited
+		if err != nil {
+			// The helper's /proc entry is gone: it exited, and Wait is
+			// about to say so. Give it a moment, to report why.
+			exited = nil
+			select {
+			case <-h.exited:
+				exited = h.exited
+			case <-time.After(time.Second):
+			}
+		}
 		select {
-		case <-h.exited:
+		case <-exited:
 			// Most likely unshare failed (user namespaces disabled for
 			// unprivileged users): say what it said.
 			return fmt.Errorf("create user namespace: helper exited: %s", strings.TrimSpace(h.stderr.String()))
