@@ -19,7 +19,7 @@ import (
 )
 
 // Version is the isol8 release.
-const Version = "0.1.0"
+const Version = api.Version
 
 // The data types of the API. They are defined in package api (standard
 // library only: a client can import it without the engine) and re-exported

@@ -4,3 +4,7 @@
 // standard library, so a client built on it stays light; a dependency test
 // keeps it that way.
 package api
+
+// Version is the isol8 release, reported by the CLI, the library and (later)
+// the server.
+const Version = "0.1.0"

@@ -18,6 +18,9 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/isol8/isol8/agent"
+	"github.com/isol8/isol8/seccomp"
 )
 
 // Opt changes one thing in a spec. Opts validate their arguments and
@@ -28,11 +31,12 @@ type Opt func(*specs.Spec) error
 const (
 	// InitPath is where WithInit mounts the init agent in the container.
 	InitPath = "/.isol8-init"
-	// SandboxDir is the user's working directory, a tmpfs.
-	SandboxDir = "/sandbox"
-	// SandboxUID and SandboxGID own SandboxDir; user code runs as them.
-	SandboxUID = 100
-	SandboxGID = 101
+	// SandboxDir is the user's working directory, a tmpfs; SandboxUID and
+	// SandboxGID own it and user code runs as them. Defined once, in the
+	// agent protocol.
+	SandboxDir = agent.SandboxDir
+	SandboxUID = agent.SandboxUID
+	SandboxGID = agent.SandboxGID
 	// DefaultPath is the container's PATH.
 	DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	// DefaultHostname is the baseline hostname (never the host's).
@@ -57,23 +61,6 @@ const (
 	NetworkHost     = "host"
 	NetworkFiltered = "filtered"
 )
-
-// capabilities the container's pid 1 (the init agent, uid 0) holds, in
-// capability-number order. User code, run by the agent as uid 100 under
-// no_new_privs, holds none. Must equal seccomp.Capabilities().
-//
-// CAP_SETPCAP is there only so the agent can empty its bounding set at
-// start (which it then passes to every process it starts); the agent drops
-// CAP_SETPCAP itself right after.
-var capabilities = [...]string{
-	"CAP_CHOWN",        // 0
-	"CAP_DAC_OVERRIDE", // 1
-	"CAP_FOWNER",       // 3
-	"CAP_KILL",         // 5
-	"CAP_SETGID",       // 6
-	"CAP_SETUID",       // 7
-	"CAP_SETPCAP",      // 8
-}
 
 var maskedPaths = [...]string{
 	"/proc/acpi",
@@ -170,7 +157,11 @@ func baseline() *specs.Spec {
 	}
 }
 
-func caps() []string { return slices.Clone(capabilities[:]) }
+// caps are the capabilities the container's pid 1 (the init agent, uid 0)
+// holds: the set the seccomp profile is flattened for, defined once in
+// package seccomp. User code, run by the agent as uid 100 under
+// no_new_privs, holds none.
+func caps() []string { return seccomp.Capabilities() }
 
 // baselineSysctls are namespaced kernel settings of every sandbox.
 // kernel.shm_rmid_forced destroys a SysV shared memory segment as soon as no

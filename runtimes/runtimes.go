@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	"github.com/containerd/errdefs"
+
+	"github.com/isol8/isol8/agent"
 )
 
 // Runtime names.
@@ -30,10 +32,10 @@ const (
 
 // Sandbox paths.
 const (
-	// SandboxDir is the user's home and the default working directory.
-	SandboxDir = "/sandbox"
-	// TmpDir is the noexec scratch tmpfs.
-	TmpDir = "/tmp"
+	// SandboxDir is the user's home and the default working directory;
+	// TmpDir the noexec scratch tmpfs. Defined once, in the agent protocol.
+	SandboxDir = agent.SandboxDir
+	TmpDir     = agent.TmpDir
 )
 
 // Runtime is one language adapter.

@@ -39,18 +39,20 @@ var defaultJSON []byte
 // the sandbox's init agent (uid 0 in the container) holds. User code runs as
 // uid 100 with none of them.
 var capabilities = [...]string{
-	"CAP_CHOWN",
-	"CAP_DAC_OVERRIDE",
-	"CAP_FOWNER",
-	"CAP_KILL",
-	"CAP_SETUID",
-	"CAP_SETGID",
-	"CAP_SETPCAP",
+	"CAP_CHOWN",        // 0
+	"CAP_DAC_OVERRIDE", // 1
+	"CAP_FOWNER",       // 3
+	"CAP_KILL",         // 5
+	"CAP_SETGID",       // 6
+	"CAP_SETUID",       // 7
+	"CAP_SETPCAP",      // 8
 }
 
-// Capabilities returns the capability set that includes.caps and
-// excludes.caps of Docker-format profiles are evaluated against. It must equal
-// the bounding set the oci package gives the sandbox.
+// Capabilities returns the capability set of the sandbox's init agent, in
+// capability-number order: the set includes.caps and excludes.caps of
+// Docker-format profiles are evaluated against, and the one the oci package
+// gives the sandbox (it reads it from here). CAP_SETPCAP is there only so
+// the agent can empty its bounding set at start; it drops it right after.
 func Capabilities() []string {
 	return append([]string(nil), capabilities[:]...)
 }

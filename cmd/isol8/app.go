@@ -17,13 +17,14 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/isol8/isol8/api"
 	"github.com/isol8/isol8/config"
 	"github.com/isol8/isol8/engine"
 	"github.com/isol8/isol8/internal/logfmt"
 )
 
 // version is printed by `isol8 --version` and the debug header.
-const version = "0.1.0"
+const version = api.Version
 
 // stopTimeout bounds how long the CLI waits for the engine to stop before
 // it exits anyway (surface.md §1.1.5).
