@@ -67,7 +67,7 @@ type limits struct {
 	memory, sandboxSize, tmpSize int64
 }
 
-// Defaults applied to zero Options fields (surface.md §3.1).
+// Defaults applied to zero Options fields.
 const (
 	DefaultTimeoutMs     = 30000
 	DefaultMemoryLimit   = "512m"

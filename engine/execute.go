@@ -231,7 +231,7 @@ func (e *Engine) run(ctx context.Context, sb *sandbox, p *plan, s sink) (*Result
 	return res, nil
 }
 
-// ensureImage builds a missing runtime image on demand (surface.md §3.17).
+// ensureImage builds a missing runtime image on demand.
 func (e *Engine) ensureImage(ctx context.Context, name, runtime string) error {
 	ok, err := e.drv.ImageExists(ctx, name)
 	if err != nil {

@@ -27,7 +27,7 @@ const (
 	ModePersistent = api.ModePersistent
 )
 
-// Options configure an engine (surface.md §3.1 Isol8Options). The JSON names
+// Options configure an engine. The JSON names
 // are the contract used over HTTP; fields tagged "-" are local wiring.
 type Options struct {
 	Mode           string            `json:"mode,omitempty"`

@@ -159,7 +159,7 @@ func incompleteTail(b []byte) int {
 	return 0
 }
 
-// Markers appended to buffered output (surface.md §3.8, §3.9).
+// Markers appended to buffered output.
 const timeoutMarker = "\n--- EXECUTION TIMED OUT ---"
 
 func truncationMarker(total, limit int64) string {

@@ -14,7 +14,7 @@ import (
 )
 
 // errNoContainer is the error of file operations before a persistent
-// sandbox exists (surface.md §3.5).
+// sandbox exists.
 var errNoContainer = errdefs.ErrFailedPrecondition.WithMessage("No active container. Call execute() first in persistent mode.")
 
 // executePersistent runs p in the engine's one sandbox, creating it on the

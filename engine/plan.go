@@ -38,7 +38,7 @@ type plan struct {
 	outputs  []string
 }
 
-// plan validates req in the order of surface.md §3.2 and resolves it.
+// plan validates req in the documented order (first failure wins) and resolves it.
 func (e *Engine) plan(req Request) (*plan, error) {
 	sources := 0
 	for _, s := range []string{req.Code, req.CodeURL, req.Cmd} {

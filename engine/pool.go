@@ -9,7 +9,7 @@ import (
 	"github.com/isol8/isol8/api"
 )
 
-// Pool strategies (surface.md §3.7).
+// Pool strategies.
 const (
 	// PoolFast reuses a sandbox after the agent reset it and verified every
 	// item of its checklist (agent.ResetItems); a sandbox failing any item

@@ -43,8 +43,7 @@ func (b *bufferedSink) setupFailed(kind string, exit agent.Exit, stderr string) 
 	b.err = setupError(kind, exit, maskString(b.secrets, stderr))
 }
 
-// setupError is the error of a failed setup script or package install
-// (surface.md §3.12, §3.13).
+// setupError is the error of a failed setup script or package install.
 func setupError(kind string, exit agent.Exit, stderr string) error {
 	code := exit.ExitCode
 	if exit.TimedOut {

@@ -9,7 +9,7 @@ import (
 	"github.com/containerd/errdefs"
 )
 
-// packageRE is the package-name pattern of surface.md §9.3.
+// packageRE is the accepted package-name pattern.
 var packageRE = regexp.MustCompile(`^[@a-zA-Z0-9_./\-=]+$`)
 
 // ValidatePackage checks one package name against ^[@a-zA-Z0-9_./\-=]+$.
@@ -49,7 +49,7 @@ func NormalizePackages(pkgs []string) []string {
 	return slices.Compact(out)
 }
 
-// InstallArgv returns the package-install command of surface.md §3.13 for
+// InstallArgv returns the package-install command for
 // pkgs, which are normalised (NormalizePackages) and validated
 // (ValidatePackage) first; an empty list is an invalid-argument error. The
 // caller adds the `timeout -s KILL <s>` prefix, InstallEnv plus
@@ -96,7 +96,7 @@ func (r *Runtime) InstallArgv(pkgs []string) ([]string, error) {
 }
 
 // InstallEnv returns the extra environment of a package install for this
-// runtime (surface.md §3.13), without PATH.
+// runtime, without PATH.
 func (r *Runtime) InstallEnv() []string {
 	switch r.Name {
 	case Python:

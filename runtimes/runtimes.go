@@ -1,4 +1,4 @@
-// Package runtimes owns the per-language adapters of isol8 (surface.md §3.3):
+// Package runtimes owns the per-language adapters of isol8:
 // image name, default file extension, inline/file/cmd argv, package-install
 // argv and environment, the base environment and PATH of sandboxed
 // processes, and the checks on request fields that feed them (workdir,
@@ -105,8 +105,7 @@ func Get(name string) (*Runtime, error) {
 		"Unknown runtime: %q. Available: %s", name, strings.Join(Names(), ", ")))
 }
 
-// extensions maps a detected extension (without the dot) to its runtime
-// (surface.md §1.1.2; .ts goes to bun, .txt to agent).
+// extensions maps a detected extension (without the dot) to its runtime.
 var extensions = map[string]string{
 	"py":  Python,
 	"js":  Node,
@@ -133,7 +132,7 @@ func Detect(filename string) (string, error) {
 		filename))
 }
 
-// AgentSystemPrompt is appended to every agent invocation (surface.md §3.3).
+// AgentSystemPrompt is appended to every agent invocation.
 const AgentSystemPrompt = "You are running inside an isol8 sandbox — a Docker container with strict " +
 	"resource limits and controlled network access. isol8 exists to execute untrusted code " +
 	"safely: outbound network is filtered to a whitelist, the filesystem is ephemeral, and some " +
@@ -227,20 +226,19 @@ func ShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// setupPath is the PATH of setup scripts and installs (surface.md §3.12).
+// setupPath is the PATH of setup scripts and installs.
 const setupPath = "/sandbox/.local/bin:/sandbox/.npm-global/bin:/sandbox/.bun-global/bin:" +
 	"/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
 
-// runPath is the PATH of the main run (surface.md §3.10).
+// runPath is the PATH of the main run.
 const runPath = "/sandbox/.local/bin:/sandbox/.npm-global/bin:/sandbox/.bun-global/bin:" +
 	"/usr/local/bin:/usr/bin:/bin"
 
-// SetupPath returns the PATH for setup scripts and package installs
-// (surface.md §3.12).
+// SetupPath returns the PATH for setup scripts and package installs.
 func SetupPath() string { return setupPath }
 
 // BaseEnv returns the base environment of every sandbox process
-// (surface.md §3.10) in order, plus HOME=/sandbox. Secrets, request env and
+// in order, plus HOME=/sandbox. Secrets, request env and
 // proxy variables are appended by the caller.
 func BaseEnv() []string {
 	return []string{
@@ -257,8 +255,7 @@ func BaseEnv() []string {
 // maxWorkdir bounds a resolved working directory (Linux PATH_MAX).
 const maxWorkdir = 4096
 
-// ResolveWorkdir resolves w against /sandbox with POSIX rules (surface.md
-// §3.2 step 5): "" → /sandbox, "subdir" → /sandbox/subdir,
+// ResolveWorkdir resolves w against /sandbox with POSIX rules: "" → /sandbox, "subdir" → /sandbox/subdir,
 // "/sandbox/a/../b" → /sandbox/b. The result must be /sandbox or below
 // /sandbox/, else the invalid-argument error
 // `Working directory must be inside /sandbox`. NUL bytes and results longer

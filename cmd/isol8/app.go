@@ -27,7 +27,7 @@ import (
 const version = api.Version
 
 // stopTimeout bounds how long the CLI waits for the engine to stop before
-// it exits anyway (surface.md §1.1.5).
+// it exits anyway.
 const stopTimeout = 5 * time.Second
 
 // backend is what the CLI needs from an engine; *engine.Engine implements
@@ -260,7 +260,7 @@ func finishFlags(c *cobra.Command) {
 }
 
 // before runs ahead of every command: it loads the configuration for the
-// commands that need it and prints the debug header (surface.md §1).
+// commands that need it and prints the debug header.
 func (a *app) before(c *cobra.Command, g *globals) error {
 	if c.Annotations[annConfig] != "" {
 		cfg, err := a.loadConfig(g)

@@ -124,7 +124,7 @@ func short12(id string) string {
 	return id
 }
 
-// cleanup is `isol8 cleanup` (surface.md §1.7).
+// cleanup is `isol8 cleanup`.
 func (a *app) cleanup(ctx context.Context, g *globals, force, images bool) error {
 	ctx, caught, release := a.interruptible(ctx)
 	defer release()

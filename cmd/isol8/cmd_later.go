@@ -17,7 +17,7 @@ func notAvailable(command string) error {
 	return errf("%s is not available yet in this build", command)
 }
 
-// buildRuntimes is the order the build error lists runtimes in (surface.md §1.3).
+// buildRuntimes is the order the build error lists runtimes in.
 var buildRuntimes = []string{"python", "node", "bun", "deno", "bash", "agent"}
 
 // buildFlags holds `isol8 build`'s flags.
@@ -63,7 +63,7 @@ type buildSpec struct {
 	force    bool
 }
 
-// validateBuild checks build's options in the reference order (surface.md §1.3).
+// validateBuild checks build's options in the reference order.
 func (a *app) validateBuild(c *cobra.Command, f *buildFlags) (*buildSpec, error) {
 	for _, name := range []string{"base", "tag"} {
 		if !c.Flags().Changed(name) {

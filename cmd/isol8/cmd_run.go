@@ -84,7 +84,7 @@ func (a *app) runCommand(g *globals) *cobra.Command {
 	return c
 }
 
-// runCode is `isol8 run` (surface.md §1.1).
+// runCode is `isol8 run`.
 func (a *app) runCode(ctx context.Context, g *globals, f *runFlags, file string) error {
 	if f.given("out") && !f.noStream {
 		return errf("--out requires --no-stream")
@@ -298,7 +298,7 @@ func (a *app) runStreaming(ctx context.Context, eng backend, req engine.Request,
 	}
 }
 
-// runBuffered runs to completion and prints the result (surface.md §1.1.5).
+// runBuffered runs to completion and prints the result.
 func (a *app) runBuffered(ctx context.Context, eng backend, req engine.Request, out, memLimit string) (int, error) {
 	res, err := eng.Execute(ctx, req)
 	if err != nil {

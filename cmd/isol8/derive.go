@@ -10,13 +10,13 @@ import (
 	"github.com/isol8/isol8/runtimes"
 )
 
-// Agent runtime defaults (surface.md §1.1.3 adjustment 2).
+// Agent runtime defaults.
 const (
 	agentPidsLimit   = 200
 	agentSandboxSize = "2g"
 )
 
-// runFlags holds `isol8 run`'s flags as given (surface.md §1.1).
+// runFlags holds `isol8 run`'s flags as given.
 type runFlags struct {
 	eval        string
 	runtime     string
@@ -130,9 +130,9 @@ func parseSecrets(items []string) map[string]string {
 }
 
 // deriveOptions computes the engine options of a local run from the
-// validated flags, the configuration and the resolved runtime (surface.md
-// §1.1.3): flag, then config file, then engine default. registry returns the
-// anchored host patterns of the runtime's package registry; it is called
+// validated flags, the configuration and the resolved runtime: flag, then
+// config file, then engine default. registry returns the anchored host
+// patterns of the runtime's package registry; it is called
 // only when packages are installed through a filtered network.
 //
 // Deviations from the reference, as the spec recommends ([GO]): an unset
@@ -158,7 +158,7 @@ func deriveOptions(f *runFlags, cfg *config.Config, runtime string, registry fun
 		MaxTimeoutMs:        cfg.MaxTimeoutMs,
 		MaxOutputPaths:      cfg.MaxOutputPaths,
 		MaxOutputFilesBytes: cfg.MaxOutputFilesBytes,
-		// A CLI run is one cold execution: no warm pool (ARCHITECTURE.md).
+		// A CLI run is one cold execution: no warm pool.
 		PoolSize: &engine.PoolSize{},
 		Security: &engine.Security{
 			Seccomp:           cfg.Security.Seccomp,

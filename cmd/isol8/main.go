@@ -1,7 +1,6 @@
 // Command isol8 is the command-line face of isol8: it runs untrusted
-// Python, Node.js, Bun, Deno and Bash code in containerd sandboxes
-// (surface.md §1). It only turns flags into engine options and requests,
-// calls the engine once and prints what comes back; everything else lives in
+// Python, Node.js, Bun, Deno and Bash code in containerd sandboxes. It only
+// turns flags into engine options and requests, calls the engine once and prints what comes back; everything else lives in
 // the library packages.
 //
 // Only main reads os.Args, the process environment and signals, or calls

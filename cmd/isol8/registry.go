@@ -26,8 +26,7 @@ var (
 const npmTimeout = 5 * time.Second
 
 // hostRegistry finds the package registries configured on this host, so a
-// private mirror is allowed through the filtered network automatically
-// (surface.md §1.1.3 adjustment 3, [GO]).
+// private mirror is allowed through the filtered network automatically.
 type hostRegistry struct {
 	env  map[string]string
 	home string

@@ -20,7 +20,7 @@ const credentialsFile = ".isol8/credentials.json"
 // credentialsDisplay is how messages name the credentials file.
 const credentialsDisplay = "~/.isol8/credentials.json"
 
-// credentials is the stored login (surface.md §1.8).
+// credentials is the stored login.
 type credentials struct {
 	Host      string          `json:"host"`
 	Token     string          `json:"token"`
@@ -57,7 +57,7 @@ func (c *credentials) expires() (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// resolveAPIKey picks the API key for --host (surface.md §1.1.4): --key,
+// resolveAPIKey picks the API key for --host: --key,
 // then ISOL8_API_KEY, then stored credentials for the same host (modulo one
 // trailing "/") that have not expired.
 func (a *app) resolveAPIKey(host, key string) (string, error) {

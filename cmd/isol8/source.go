@@ -16,7 +16,7 @@ import (
 	"github.com/isol8/isol8/runtimes"
 )
 
-// source is what `isol8 run` executes, after surface.md §1.1.1.
+// source is what `isol8 run` executes, once resolved.
 type source struct {
 	runtime  string
 	code     string
@@ -36,7 +36,7 @@ func (a *app) abs(p string) string {
 	return filepath.Join(a.cwd, p)
 }
 
-// resolveSource applies surface.md §1.1.1: --cmd, then a code URL
+// resolveSource picks the source in order: --cmd, then a code URL
 // (--url > --github > --gist), then -e, then the file, then process stdin.
 func (a *app) resolveSource(f *runFlags, file string) (source, error) {
 	hasURL := f.given("url") || f.given("github") || f.given("gist")
@@ -191,7 +191,7 @@ var skippedDirs = map[string]bool{
 }
 
 // collectFiles reads a local directory for --files: every regular file
-// rel/path becomes /sandbox/rel/path (surface.md §3.14). Skipped
+// rel/path becomes /sandbox/rel/path. Skipped
 // directories, symlinks and special files are left out. The total is capped at
 // engine.MaxFilesBytes. Content is copied byte for byte, binary files too.
 func (a *app) collectFiles(dir string) (map[string]string, error) {
