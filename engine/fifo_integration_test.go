@@ -67,7 +67,7 @@ func TestPruneFIFOs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n, err := drv.PruneFIFOs(t.Context())
+	n, err := drv.Prune(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,11 @@
 package engine
 
 import (
+	"context"
 	"io"
 	"log/slog"
+
+	"github.com/isol8/isol8/driver"
 )
 
 // Network modes.
@@ -50,6 +53,11 @@ type Options struct {
 	MaxConcurrent  int               `json:"maxConcurrent,omitempty"`
 
 	// Backend wiring, never taken from clients.
+	// NewDriver connects the backend at Start; the engine closes what it
+	// returns at Stop. The engine knows backends only through it, so the
+	// process that wires the engine picks one (isol8.New: containerd).
+	NewDriver DriverFactory `json:"-"`
+	// Containerd is read by the containerd driver factory, not the engine.
 	Containerd ContainerdOptions `json:"-"`
 	// InitPath is the isol8-init binary on the host; empty means the
 	// embedded copy or one found beside the executable.
@@ -59,6 +67,9 @@ type Options struct {
 	// Progress receives human progress lines for long work (image builds).
 	Progress io.Writer `json:"-"`
 }
+
+// DriverFactory connects a backend; log is the engine's logger.
+type DriverFactory func(ctx context.Context, log *slog.Logger) (driver.Driver, error)
 
 // NetworkFilter holds the allow/deny patterns of filtered mode.
 type NetworkFilter struct {

@@ -26,7 +26,8 @@ import (
 	"github.com/isol8/isol8/driver"
 )
 
-// Namespace is the containerd namespace isol8 uses for everything.
+// Namespace is the containerd namespace isol8 uses for everything unless
+// Config.Namespace names another (tests building throw-away images).
 const Namespace = "isol8"
 
 const (
@@ -40,6 +41,7 @@ type Driver struct {
 	client        *client.Client
 	address       string
 	runtimeBinary string
+	namespace     string
 	log           *slog.Logger
 
 	mu     sync.Mutex
@@ -48,21 +50,25 @@ type Driver struct {
 
 var _ driver.Driver = (*Driver)(nil)
 
-// Client exposes the containerd client for image management.
+// Client exposes the containerd client to tests that inspect what the
+// driver made.
 func (d *Driver) Client() *client.Client { return d.client }
 
 // Address is the socket the driver is connected to.
 func (d *Driver) Address() string { return d.address }
 
-// WithNamespace returns ctx scoped to isol8's containerd namespace.
-func WithNamespace(ctx context.Context) context.Context {
-	return namespaces.WithNamespace(ctx, Namespace)
+// Namespace is the containerd namespace the driver works in.
+func (d *Driver) Namespace() string { return d.namespace }
+
+// withNS returns ctx scoped to the driver's containerd namespace.
+func (d *Driver) withNS(ctx context.Context) context.Context {
+	return namespaces.WithNamespace(ctx, d.namespace)
 }
 
 // Create makes the container (on a fresh read-write snapshot of the image,
 // which the spec may mount read-only) and its task, without starting it.
 func (d *Driver) Create(ctx context.Context, req driver.CreateRequest) (_ driver.Sandbox, retErr error) {
-	ctx = WithNamespace(ctx)
+	ctx = d.withNS(ctx)
 	chain, err := d.chainID(ctx, req.Image)
 	if err != nil {
 		return nil, err
@@ -167,28 +173,18 @@ func (d *Driver) chainID(ctx context.Context, name string) (string, error) {
 	return chain, nil
 }
 
-// ForgetImage drops cached knowledge of an image (after a rebuild).
-func (d *Driver) ForgetImage(name string) {
+// forgetImage drops cached knowledge of an image (after an import or a
+// removal).
+func (d *Driver) forgetImage(name string) {
 	d.mu.Lock()
 	delete(d.chains, name)
 	d.mu.Unlock()
 }
 
-// ImageExists reports whether the image is present in the isol8 namespace.
-func (d *Driver) ImageExists(ctx context.Context, name string) (bool, error) {
-	_, err := d.client.ImageService().Get(WithNamespace(ctx), name)
-	if errdefs.IsNotFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("look up image %s: %w", name, err)
-	}
-	return true, nil
-}
-
-// List returns the ids of containers carrying all labels.
+// List returns the ids of containers carrying all labels (for tests and
+// tools; the engine uses ListSandboxes).
 func (d *Driver) List(ctx context.Context, labels map[string]string) ([]string, error) {
-	infos, err := d.ListInfo(ctx, labels)
+	infos, err := d.ListSandboxes(ctx, labels)
 	if err != nil {
 		return nil, err
 	}
@@ -199,37 +195,16 @@ func (d *Driver) List(ctx context.Context, labels map[string]string) ([]string, 
 	return ids, nil
 }
 
-// ContainerInfo describes one container for listings.
-type ContainerInfo struct {
-	ID      string
-	Image   string
-	Running bool
-	Created time.Time
-	Labels  map[string]string
-}
-
-// ListInfo returns containers carrying all labels, with their state.
-func (d *Driver) ListInfo(ctx context.Context, labels map[string]string) ([]ContainerInfo, error) {
-	ctx = WithNamespace(ctx)
-	var filters []string
-	for k, v := range labels {
-		filters = append(filters, fmt.Sprintf("labels.%q==%s", k, v))
-	}
-	var filter []string
-	if len(filters) > 0 {
-		joined := filters[0]
-		for _, f := range filters[1:] {
-			joined += "," + f
-		}
-		filter = []string{joined}
-	}
-	ctrs, err := d.client.ContainerService().List(ctx, filter...)
+// ListSandboxes returns containers carrying all labels, with their state.
+func (d *Driver) ListSandboxes(ctx context.Context, labels map[string]string) ([]driver.SandboxInfo, error) {
+	ctx = d.withNS(ctx)
+	ctrs, err := d.client.ContainerService().List(ctx, labelFilter(labels)...)
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
-	out := make([]ContainerInfo, 0, len(ctrs))
+	out := make([]driver.SandboxInfo, 0, len(ctrs))
 	for _, c := range ctrs {
-		info := ContainerInfo{ID: c.ID, Image: c.Image, Created: c.CreatedAt, Labels: c.Labels}
+		info := driver.SandboxInfo{ID: c.ID, Image: c.Image, Created: c.CreatedAt, Labels: c.Labels}
 		if t, err := d.client.TaskService().Get(ctx, &tasksapi.GetRequest{ContainerID: c.ID}); err == nil && t.Process != nil {
 			info.Running = t.Process.Status == apitask.Status_RUNNING
 		}
@@ -241,7 +216,7 @@ func (d *Driver) ListInfo(ctx context.Context, labels map[string]string) ([]Cont
 // Remove kills and deletes a container, its task and snapshot. A missing
 // container is not an error.
 func (d *Driver) Remove(ctx context.Context, id string) error {
-	ctx = WithNamespace(ctx)
+	ctx = d.withNS(ctx)
 	ctr, err := d.client.LoadContainer(ctx, id)
 	if errdefs.IsNotFound(err) {
 		return nil
@@ -288,14 +263,14 @@ type sandbox struct {
 func (s *sandbox) ID() string { return s.id }
 
 func (s *sandbox) Start(ctx context.Context) (driver.Stdio, error) {
-	if err := s.task.Start(WithNamespace(ctx)); err != nil {
+	if err := s.task.Start(s.d.withNS(ctx)); err != nil {
 		return driver.Stdio{}, fmt.Errorf("start task %s: %w", s.id, err)
 	}
 	return driver.Stdio{Stdin: s.io.Stdin, Stdout: s.io.Stdout, Stderr: s.io.Stderr}, nil
 }
 
 func (s *sandbox) Delete(ctx context.Context) error {
-	ctx = WithNamespace(ctx)
+	ctx = s.d.withNS(ctx)
 	var errs []error
 	if _, err := s.task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("delete task %s: %w", s.id, err))
