@@ -3,6 +3,8 @@
 // container from an image and a runtime spec the engine wrote, starts its
 // init (isol8-init) with stdio pipes, and removes it again. Everything a
 // sandbox does beyond that goes through the agent protocol on those pipes.
+// A driver also imports the images the image builder writes as OCI image
+// layouts, and lists and removes images and sandboxes by label.
 //
 // Drivers translate backend errors at their edge into containerd/errdefs
 // classes so callers can branch with errdefs.IsNotFound and friends.

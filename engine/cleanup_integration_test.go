@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"testing"
 
 	containersapi "github.com/containerd/containerd/v2/core/containers"
@@ -25,8 +26,14 @@ func TestCleanupSkipsSandboxesInUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer drv.Close()
-	t.Cleanup(func() { _ = drv.Remove(ctx, inUse) })
+	// Cleanups run after t.Context is cancelled and in reverse order: close
+	// the connection after the kept sandbox is removed, on a live context.
+	t.Cleanup(func() { drv.Close() })
+	t.Cleanup(func() {
+		if err := drv.Remove(context.WithoutCancel(ctx), inUse); err != nil {
+			t.Errorf("remove the kept sandbox: %v", err)
+		}
+	})
 	c, err := drv.Client().ContainerService().Get(ctx, orphan)
 	if err != nil {
 		t.Fatal(err)

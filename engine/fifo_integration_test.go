@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -51,8 +52,13 @@ func TestPruneFIFOs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer drv.Close()
-	t.Cleanup(func() { _ = drv.Remove(t.Context(), live) })
+	// Cleanups run after t.Context is cancelled and in reverse order.
+	t.Cleanup(func() { drv.Close() })
+	t.Cleanup(func() {
+		if err := drv.Remove(context.WithoutCancel(t.Context()), live); err != nil {
+			t.Errorf("remove the kept sandbox: %v", err)
+		}
+	})
 
 	root := filepath.Dir(ctrd.FIFOSetDir(live))
 	orphans := map[string]string{

@@ -1,7 +1,9 @@
-// Package containerd runs isol8 sandboxes on containerd (client v2) with an
-// OCI runtime such as runc, in containerd namespace "isol8". It connects to
-// a running containerd, or starts a private one when containerd is installed
-// but not running. It needs root and Linux.
+// Package containerd implements driver.Driver on containerd (client v2):
+// sandboxes run with an OCI runtime such as runc, images are imported from
+// OCI image layouts into the content store and unpacked for the overlayfs
+// snapshotter, all in containerd namespace "isol8" (Config.Namespace names
+// another). It connects to a running containerd, or starts a private one
+// when containerd is installed but not running. It needs root and Linux.
 package containerd
 
 import (
