@@ -3,12 +3,14 @@ package containerd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/content"
@@ -133,7 +135,13 @@ func importBlob(ctx context.Context, cs content.Store, dir string, desc ocispec.
 			return fmt.Errorf("blob %s: %w", desc.Digest, err)
 		}
 		defer f.Close()
-		if err := content.WriteBlob(ctx, cs, "isol8-import-"+desc.Digest.Encoded(), f, desc, content.WithLabels(labels)); err != nil {
+		// A ref of its own per attempt: an ingest left by a failed attempt
+		// (bytes that did not match) would otherwise be resumed.
+		ref := "isol8-import-" + desc.Digest.Encoded()[:12] + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		if err := content.WriteBlob(ctx, cs, ref, f, desc, content.WithLabels(labels)); err != nil {
+			if aerr := cs.Abort(context.WithoutCancel(ctx), ref); aerr != nil && !errdefs.IsNotFound(aerr) {
+				err = errors.Join(err, aerr)
+			}
 			return fmt.Errorf("write blob %s: %w", desc.Digest, err)
 		}
 	default:
