@@ -88,8 +88,12 @@ type Engine interface {
 }
 
 // New validates opts and returns an engine. Nothing is started until Start
-// or the first execution.
+// or the first execution. Without opts.NewDriver the engine runs on
+// containerd (ContainerdDriver).
 func New(opts Options) (Engine, error) {
+	if opts.NewDriver == nil {
+		opts.NewDriver = ContainerdDriver(opts.Containerd)
+	}
 	e, err := engine.New(opts)
 	if err != nil {
 		return nil, err

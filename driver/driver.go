@@ -3,6 +3,8 @@
 // container from an image and a runtime spec the engine wrote, starts its
 // init (isol8-init) with stdio pipes, and removes it again. Everything a
 // sandbox does beyond that goes through the agent protocol on those pipes.
+// A driver also imports the images the image builder writes as OCI image
+// layouts, and lists and removes images and sandboxes by label.
 //
 // Drivers translate backend errors at their edge into containerd/errdefs
 // classes so callers can branch with errdefs.IsNotFound and friends.
@@ -11,6 +13,7 @@ package driver
 import (
 	"context"
 	"io"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -37,18 +40,83 @@ type CreateRequest struct {
 	Labels map[string]string
 }
 
-// Driver creates and removes sandboxes.
+// Driver is everything the engine needs from a container backend: sandboxes
+// and the images they run. The engine knows no backend but through it; the
+// process that wires the engine (cmd/isol8, isol8.New, tests) picks one.
 type Driver interface {
+	Sandboxes
+	Images
+	// Info names the backend and its version, for the user (`isol8 setup`)
+	// and for telling them where a kept sandbox lives.
+	Info(ctx context.Context) (BackendInfo, error)
+	Close() error
+}
+
+// BackendInfo describes the backend a driver talks to.
+type BackendInfo struct {
+	Name      string // "containerd"
+	Address   string // where it listens
+	Namespace string // the backend namespace isol8's objects live in
+	Version   string
+	Revision  string
+}
+
+// Sandboxes creates, lists and removes sandboxes.
+type Sandboxes interface {
 	// Create makes the container and its task but does not start the init.
 	Create(ctx context.Context, req CreateRequest) (Sandbox, error)
-	// List returns the ids of containers carrying all the given labels.
-	List(ctx context.Context, labels map[string]string) ([]string, error)
+	// ListSandboxes returns the sandboxes carrying all the given labels.
+	ListSandboxes(ctx context.Context, labels map[string]string) ([]SandboxInfo, error)
 	// Remove kills and deletes a container and everything it holds (task,
-	// snapshot). Removing a missing container is not an error.
+	// snapshot, stdio). Removing a missing container is not an error.
 	Remove(ctx context.Context, id string) error
-	// ImageExists reports whether an image with this name is present.
-	ImageExists(ctx context.Context, name string) (bool, error)
-	Close() error
+	// Prune removes what the backend keeps for sandboxes that no longer
+	// exist (containerd: the FIFO directories of processes that died before
+	// removing their sandboxes) and returns how many items it removed.
+	Prune(ctx context.Context) (int, error)
+}
+
+// Images imports, inspects, lists and removes images. Images arrive as OCI
+// image layouts (a directory with oci-layout, index.json and
+// blobs/sha256/...), which any backend can import, so the image builder
+// knows no backend.
+type Images interface {
+	// ImageInfo describes an image; a missing image is an
+	// errdefs.ErrNotFound error.
+	ImageInfo(ctx context.Context, name string) (ImageInfo, error)
+	// ImportImage imports the manifest of the layout in dir whose
+	// org.opencontainers.image.ref.name annotation is name (or the only
+	// manifest of the layout) as image name with labels, replacing an image
+	// of that name, and readies it to run.
+	ImportImage(ctx context.Context, dir, name string, labels map[string]string) error
+	// RemoveImage deletes an image; blobs and unpacked layers no other
+	// image uses are released. A missing image is an errdefs.ErrNotFound
+	// error.
+	RemoveImage(ctx context.Context, name string) error
+	// ListImages returns the names of the images carrying all the given
+	// labels, sorted.
+	ListImages(ctx context.Context, labels map[string]string) ([]string, error)
+}
+
+// ImageInfo describes one image.
+type ImageInfo struct {
+	Name string
+	// ID is the image id as users know it: the hex digest of the image's
+	// config.
+	ID     string
+	Labels map[string]string
+	// Layers are the diff IDs of the image's layers (digests of the
+	// uncompressed tars), base first.
+	Layers []string
+}
+
+// SandboxInfo describes one sandbox for listings.
+type SandboxInfo struct {
+	ID      string
+	Image   string
+	Running bool
+	Created time.Time
+	Labels  map[string]string
 }
 
 // Stdio are the init's standard streams as seen from the host.

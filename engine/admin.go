@@ -29,15 +29,12 @@ func (e *Engine) SetupImages(ctx context.Context, o SetupOptions) error {
 	}
 	e.imageMu.Lock()
 	defer e.imageMu.Unlock()
-	_, err = image.Setup(withNS(ctx), e.drv.Client(), image.Options{
+	_, err = image.Setup(ctx, e.drv, image.Options{
 		Force:    o.Force,
 		Runtimes: o.Runtimes,
 		Progress: e.opts.Progress,
 		Logger:   e.log,
 	})
-	for _, rt := range image.Runtimes {
-		e.drv.ForgetImage(image.Name(rt))
-	}
 	return err
 }
 
@@ -90,7 +87,7 @@ func (e *Engine) Cleanup(ctx context.Context, o CleanupOptions) (*CleanupReport,
 	if err := e.Start(ctx); err != nil {
 		return nil, err
 	}
-	infos, err := e.drv.ListInfo(ctx, map[string]string{driver.LabelManaged: "true"})
+	infos, err := e.drv.ListSandboxes(ctx, map[string]string{driver.LabelManaged: "true"})
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +107,7 @@ func (e *Engine) Cleanup(ctx context.Context, o CleanupOptions) (*CleanupReport,
 	byCreation(rep.Containers)
 	byCreation(rep.InUse)
 	if o.Images {
-		if rep.Images, err = image.List(withNS(ctx), e.drv.Client()); err != nil {
+		if rep.Images, err = image.List(ctx, e.drv); err != nil {
 			return nil, err
 		}
 		rep.ImageIDs = e.imageIDs(ctx, rep.Images)
@@ -126,17 +123,16 @@ func (e *Engine) Cleanup(ctx context.Context, o CleanupOptions) (*CleanupReport,
 		rep.Removed++
 	}
 	// FIFO directories of sandboxes that crashed processes never removed.
-	if n, err := e.drv.PruneFIFOs(ctx); err != nil {
+	if n, err := e.drv.Prune(ctx); err != nil {
 		rep.Failed = append(rep.Failed, fmt.Sprintf("fifos: %v", err))
 	} else {
 		rep.FIFOsRemoved = n
 	}
 	for _, name := range rep.Images {
-		if err := image.Remove(withNS(ctx), e.drv.Client(), name); err != nil {
+		if err := image.Remove(ctx, e.drv, name); err != nil {
 			rep.ImagesFailed = append(rep.ImagesFailed, fmt.Sprintf("%s: %v", name, err))
 			continue
 		}
-		e.drv.ForgetImage(name)
 		rep.ImagesRemoved++
 	}
 	return rep, nil

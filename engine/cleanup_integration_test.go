@@ -26,9 +26,14 @@ func TestCleanupSkipsSandboxesInUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Cleanups run last-in first-out: remove the kept sandbox, then close.
+	// Cleanups run after t.Context is cancelled and in reverse order: close
+	// the connection after the kept sandbox is removed, on a live context.
 	t.Cleanup(func() { drv.Close() })
-	t.Cleanup(func() { _ = drv.Remove(context.Background(), inUse) })
+	t.Cleanup(func() {
+		if err := drv.Remove(context.WithoutCancel(ctx), inUse); err != nil {
+			t.Errorf("remove the kept sandbox: %v", err)
+		}
+	})
 	c, err := drv.Client().ContainerService().Get(ctx, orphan)
 	if err != nil {
 		t.Fatal(err)

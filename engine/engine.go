@@ -15,7 +15,7 @@ import (
 
 	"github.com/isol8/isol8/api"
 	"github.com/isol8/isol8/config"
-	ctrd "github.com/isol8/isol8/driver/containerd"
+	"github.com/isol8/isol8/driver"
 	"github.com/isol8/isol8/internal/initbin"
 	"github.com/isol8/isol8/seccomp"
 )
@@ -38,7 +38,7 @@ type Engine struct {
 	// stopCtx is cancelled when Stop gives up waiting for work in flight.
 	stopCtx    context.Context
 	stopCancel context.CancelFunc
-	drv        *ctrd.Driver
+	drv        driver.Driver // made by Options.NewDriver at Start
 	initPath   string
 	profile    *specs.LinuxSeccomp
 	// profileErr delivers the seccomp validation verdict once; profileOK
@@ -221,12 +221,10 @@ func (e *Engine) start(ctx context.Context) error {
 			return err
 		}
 	}
-	drv, err := ctrd.New(ctx, ctrd.Config{
-		Address:       e.opts.Containerd.Address,
-		RuntimeBinary: e.opts.Containerd.RuntimeBinary,
-		NoAutoStart:   e.opts.Containerd.NoAutoStart,
-		Logger:        e.log,
-	})
+	if e.opts.NewDriver == nil {
+		return api.FailedPreconditionf("engine has no driver: set Options.NewDriver (isol8.New picks containerd)")
+	}
+	drv, err := e.opts.NewDriver(ctx, e.log)
 	if err != nil {
 		return err
 	}

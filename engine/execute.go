@@ -109,7 +109,7 @@ func (e *Engine) execute(ctx context.Context, p *plan, s sink) (*Result, error) 
 		sb.broken = true
 	}
 	if e.opts.Persist && !sb.broken {
-		e.keep(sb) // left running on purpose; `isol8 cleanup` removes it
+		e.keep(ctx, sb) // left running on purpose; `isol8 cleanup` removes it
 		sb.ident.release(false)
 	} else {
 		e.pool.release(sb)
@@ -233,21 +233,20 @@ func (e *Engine) run(ctx context.Context, sb *sandbox, p *plan, s sink) (*Result
 
 // ensureImage builds a missing runtime image on demand.
 func (e *Engine) ensureImage(ctx context.Context, name, runtime string) error {
-	ok, err := e.drv.ImageExists(ctx, name)
-	if err != nil {
-		return err
-	}
-	if ok {
+	_, err := e.drv.ImageInfo(ctx, name)
+	if err == nil {
 		return nil
+	}
+	if !errdefs.IsNotFound(err) {
+		return err
 	}
 	if e.opts.Image != "" || name != image.Name(runtime) {
 		return api.NotFoundf("image %s not found", name)
 	}
 	e.imageMu.Lock()
 	defer e.imageMu.Unlock()
-	if err := image.Ensure(withNS(ctx), e.drv.Client(), runtime, image.Options{Progress: e.opts.Progress, Logger: e.log}); err != nil {
+	if err := image.Ensure(ctx, e.drv, runtime, image.Options{Progress: e.opts.Progress, Logger: e.log}); err != nil {
 		return fmt.Errorf("build image %s: %w", name, err)
 	}
-	e.drv.ForgetImage(name)
 	return nil
 }

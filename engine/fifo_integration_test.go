@@ -52,9 +52,13 @@ func TestPruneFIFOs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Cleanups run last-in first-out: remove the kept sandbox, then close.
+	// Cleanups run after t.Context is cancelled and in reverse order.
 	t.Cleanup(func() { drv.Close() })
-	t.Cleanup(func() { _ = drv.Remove(context.Background(), live) })
+	t.Cleanup(func() {
+		if err := drv.Remove(context.WithoutCancel(t.Context()), live); err != nil {
+			t.Errorf("remove the kept sandbox: %v", err)
+		}
+	})
 
 	root := filepath.Dir(ctrd.FIFOSetDir(live))
 	orphans := map[string]string{
@@ -69,7 +73,7 @@ func TestPruneFIFOs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n, err := drv.PruneFIFOs(t.Context())
+	n, err := drv.Prune(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,9 @@ func newTestEngine(t *testing.T, opts Options) *Engine {
 	addr := testenv.MustHaveContainerd(t)
 	opts.InitPath = testenv.InitBinary(t)
 	opts.Containerd.Address = addr
+	if opts.NewDriver == nil {
+		opts.NewDriver = containerdDriver(addr)
+	}
 	e, err := New(opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -43,11 +46,11 @@ func newTestEngine(t *testing.T, opts Options) *Engine {
 func mustHaveImage(t *testing.T, e *Engine, runtimes ...string) {
 	t.Helper()
 	for _, rt := range runtimes {
-		ok, err := e.drv.ImageExists(t.Context(), image.Name(rt))
-		if err != nil {
+		_, err := e.drv.ImageInfo(t.Context(), image.Name(rt))
+		if err != nil && !errdefs.IsNotFound(err) {
 			t.Fatal(err)
 		}
-		if !ok {
+		if err != nil {
 			if testenv.Strict() {
 				t.Fatalf("image %s missing (ISOL8_TEST_STRICT=1): run `isol8 setup`", image.Name(rt))
 			}
@@ -480,7 +483,7 @@ func TestSeccompModes(t *testing.T) {
 		{Seccomp: SeccompCustom},
 		{Seccomp: "paranoid"},
 	} {
-		e, err := New(Options{Security: sec, InitPath: testenv.InitBinary(t), Containerd: ContainerdOptions{Address: addr}})
+		e, err := New(Options{Security: sec, InitPath: testenv.InitBinary(t), NewDriver: containerdDriver(addr)})
 		if err == nil {
 			_, err = e.Execute(t.Context(), Request{Runtime: "python", Code: "print(1)"})
 			e.Stop(context.Background())

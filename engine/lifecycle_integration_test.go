@@ -18,6 +18,7 @@ func newUnstartedEngine(t *testing.T, opts Options) *Engine {
 	t.Helper()
 	opts.InitPath = testenv.InitBinary(t)
 	opts.Containerd.Address = testenv.MustHaveContainerd(t)
+	opts.NewDriver = containerdDriver(opts.Containerd.Address)
 	e, err := New(opts)
 	if err != nil {
 		t.Fatal(err)

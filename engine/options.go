@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"context"
 	"io"
 	"log/slog"
 
 	"github.com/isol8/isol8/api"
+	"github.com/isol8/isol8/driver"
 )
 
 // Network modes.
@@ -60,6 +62,11 @@ type Options struct {
 	StreamMaxOutput int64 `json:"-"`
 
 	// Backend wiring, never taken from clients.
+	// NewDriver connects the backend at Start; the engine closes what it
+	// returns at Stop. The engine knows backends only through it, so the
+	// process that wires the engine picks one (isol8.New: containerd).
+	NewDriver DriverFactory `json:"-"`
+	// Containerd is read by the containerd driver factory, not the engine.
 	Containerd ContainerdOptions `json:"-"`
 	// UserNS is the host id range sandboxes' user namespaces map onto; nil
 	// means the defaults.
@@ -74,6 +81,9 @@ type Options struct {
 	// OnKeep is told about each sandbox left running because of Persist.
 	OnKeep func(KeptSandbox) `json:"-"`
 }
+
+// DriverFactory connects a backend; log is the engine's logger.
+type DriverFactory func(ctx context.Context, log *slog.Logger) (driver.Driver, error)
 
 // NetworkFilter and PoolSize are the api types.
 type (

@@ -1,6 +1,6 @@
 package engine
 
-import ctrd "github.com/isol8/isol8/driver/containerd"
+import "context"
 
 // KeptSandbox names a container left running by Persist and where it
 // lives, so a user can get into it.
@@ -13,12 +13,16 @@ type KeptSandbox struct {
 // keep leaves sb running for inspection: the engine forgets it and tells
 // its agent to stay up after the engine's end of the control pipe closes
 // (the agent otherwise exits then, taking the container down).
-func (e *Engine) keep(sb *sandbox) {
+func (e *Engine) keep(ctx context.Context, sb *sandbox) {
 	e.untrack(sb)
 	if err := sb.conn.detach(); err != nil {
 		e.log.Warn("keep sandbox: agent did not take the detach", "container", sb.id, "error", err)
 	}
 	if e.opts.OnKeep != nil {
-		e.opts.OnKeep(KeptSandbox{ID: sb.id, Address: e.drv.Address(), Namespace: ctrd.Namespace})
+		kept := KeptSandbox{ID: sb.id}
+		if info, err := e.drv.Info(context.WithoutCancel(ctx)); err == nil {
+			kept.Address, kept.Namespace = info.Address, info.Namespace
+		}
+		e.opts.OnKeep(kept)
 	}
 }

@@ -192,7 +192,7 @@ func (e *Engine) dropPersistent(ctx context.Context) {
 		return
 	}
 	if e.persistent != nil && e.opts.Persist {
-		e.keep(e.persistent) // --persist with persistent mode: left running too
+		e.keep(ctx, e.persistent) // --persist with persistent mode: left running too
 	}
 	e.persistent = nil
 	e.pmu.Unlock()

@@ -7,10 +7,7 @@ import (
 	"strings"
 
 	"github.com/isol8/isol8/agent"
-	ctrd "github.com/isol8/isol8/driver/containerd"
 )
-
-func withNS(ctx context.Context) context.Context { return ctrd.WithNamespace(ctx) }
 
 // bufferedSink collects the main run's output for a Result.
 type bufferedSink struct {

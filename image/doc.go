@@ -1,19 +1,19 @@
 // Package image builds isol8's five runtime images (python, node, bun, deno,
-// bash) into containerd without a container registry, and lists and removes
-// the images it made.
+// bash) without a container registry, and lists and removes the images it
+// made, through driver.Images: it knows no backend.
 //
 // It owns: the build recipe (a Debian bookworm minbase root filesystem made
 // with mmdebstrap, plus one thin layer per runtime), the pinned versions and
 // npm integrity hashes of the runtime binaries, the build cache under
 // Options.CacheDir (apt's .deb cache, verified npm tarballs, the base root
-// filesystem) and the image records labelled isol8.managed=true in the
-// caller's containerd namespace. It touches no image without that label.
+// filesystem and its layer) and the images labelled isol8.managed=true. It
+// touches no image without that label.
 //
-// Layers are uncompressed tar blobs written with archive/tar straight into
-// containerd's content store, described by an OCI config and manifest,
-// recorded with the images service and unpacked for the default snapshotter.
-// Only services containerd 1.6 serves are used (content, images, diff,
-// snapshots, leases); no transfer service, no pull.
+// Each build is written as an OCI image layout (oci-layout, index.json,
+// blobs/sha256/...) of uncompressed tar layers made with archive/tar, an OCI
+// config and a manifest, and handed to the driver's ImportImage; the
+// layout is removed afterwards. Whether an image is up to date is read
+// through ImageInfo (the build-hash label and the base layer's diff ID).
 //
 // Sources: Debian packages come from the host's own apt sources for the
 // suite (its sources.list and sources.list.d files naming bookworm, passed to
@@ -26,7 +26,6 @@
 //
 // Building needs Linux, root (mmdebstrap in root mode, an overlay mount and a
 // chroot for apt), mmdebstrap with its merged-usr hook, network access to the
-// apt mirror and the npm registry, and a running containerd. List and Remove
-// need only containerd. The caller's context must carry the containerd
-// namespace (namespaces.WithNamespace(ctx, "isol8")).
+// apt mirror and the npm registry, and a driver to import into. List and
+// Remove need only the driver.
 package image

@@ -12,12 +12,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/isol8/isol8/api"
+	"github.com/isol8/isol8/driver"
 )
 
 // DefaultCacheDir holds the build cache when Options.CacheDir is empty.
@@ -48,18 +47,18 @@ type Result struct {
 	Duration time.Duration
 }
 
-// Setup builds every requested runtime image, or reports it up to date: an
-// image is up to date when it exists with the current build hash, sits on the
-// current cached base layer and is unpacked. Progress lines follow the
-// surface contract ("[OK] python: Up to date", "[OK] python (15.1s)",
+// Setup builds every requested runtime image into store, or reports it up to
+// date: an image is up to date when it exists with the current build hash and
+// sits on the current cached base layer. Progress lines follow the user
+// contract ("[OK] python: Up to date", "[OK] python (15.1s)",
 // "[ERR] python: <message>"). A failed runtime does not stop the others; the
-// error joins every failure. ctx must carry the containerd namespace.
-func Setup(ctx context.Context, c *client.Client, opts Options) ([]Result, error) {
+// error joins every failure.
+func Setup(ctx context.Context, store driver.Images, opts Options) ([]Result, error) {
 	rts, err := selectRuntimes(opts.Runtimes)
 	if err != nil {
 		return nil, err
 	}
-	b := newBuilder(c, opts)
+	b := newBuilder(store, opts)
 	defer b.release(ctx)
 
 	var (
@@ -86,15 +85,14 @@ func Setup(ctx context.Context, c *client.Client, opts Options) ([]Result, error
 	return results, errors.Join(errs...)
 }
 
-// Ensure builds one runtime's image only if it is missing (an existing image
-// is only unpacked again if its snapshots are gone). opts.Force and
-// opts.Runtimes are ignored.
-func Ensure(ctx context.Context, c *client.Client, runtime string, opts Options) error {
+// Ensure builds one runtime's image into store only if it is missing.
+// opts.Force and opts.Runtimes are ignored.
+func Ensure(ctx context.Context, store driver.Images, runtime string, opts Options) error {
 	if _, err := selectRuntimes([]string{runtime}); err != nil {
 		return err
 	}
 	opts.Force = false
-	b := newBuilder(c, opts)
+	b := newBuilder(store, opts)
 	defer b.release(ctx)
 
 	st, err := b.status(ctx, runtime)
@@ -102,15 +100,6 @@ func Ensure(ctx context.Context, c *client.Client, runtime string, opts Options)
 		return fmt.Errorf("ensure image %s: %w", Name(runtime), err)
 	}
 	if st.exists {
-		if st.unpacked {
-			return nil
-		}
-		if err := b.acquire(ctx); err != nil {
-			return fmt.Errorf("ensure image %s: %w", Name(runtime), err)
-		}
-		if err := client.NewImage(c, st.img).Unpack(b.leaseCtx, ""); err != nil {
-			return fmt.Errorf("ensure image %s: unpack: %w", Name(runtime), err)
-		}
 		return nil
 	}
 	if err := b.acquire(ctx); err != nil {
@@ -120,7 +109,7 @@ func Ensure(ctx context.Context, c *client.Client, runtime string, opts Options)
 		return nil
 	}
 	start := time.Now()
-	if err := b.build(b.leaseCtx, runtime); err != nil {
+	if err := b.build(ctx, runtime); err != nil {
 		b.printf("[ERR] %s: %v\n", runtime, err)
 		return fmt.Errorf("ensure image %s: %w", Name(runtime), err)
 	}
@@ -130,7 +119,7 @@ func Ensure(ctx context.Context, c *client.Client, runtime string, opts Options)
 
 // builder carries one Setup or Ensure call.
 type builder struct {
-	c        *client.Client
+	store    driver.Images
 	force    bool
 	cacheDir string
 	out      io.Writer
@@ -139,9 +128,7 @@ type builder struct {
 	recipes  map[string]recipe
 
 	// set by acquire
-	unlock    func() error
-	leaseCtx  context.Context
-	leaseDone func(context.Context) error
+	unlock func() error
 
 	// the base for this call, resolved once
 	baseResolved bool
@@ -150,9 +137,9 @@ type builder struct {
 	baseErr      error
 }
 
-func newBuilder(c *client.Client, opts Options) *builder {
+func newBuilder(store driver.Images, opts Options) *builder {
 	b := &builder{
-		c:        c,
+		store:    store,
 		force:    opts.Force,
 		cacheDir: opts.CacheDir,
 		out:      opts.Progress,
@@ -184,8 +171,7 @@ func (b *builder) baseDir() string {
 }
 
 // acquire takes the cache lock (one build at a time per cache directory,
-// across processes) and a lease that keeps fresh blobs from the garbage
-// collector until the images referencing them exist.
+// across processes).
 func (b *builder) acquire(ctx context.Context) error {
 	if b.unlock != nil {
 		return nil
@@ -200,24 +186,14 @@ func (b *builder) acquire(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("lock cache dir: %w", err)
 	}
-	lctx, done, err := b.c.WithLease(ctx)
-	if err != nil {
-		_ = unlock()
-		return fmt.Errorf("create lease: %w", err)
-	}
-	b.unlock, b.leaseCtx, b.leaseDone = unlock, lctx, done
+	b.unlock = unlock
 	return nil
 }
 
-// release drops the lease and the lock taken by acquire, if any.
-func (b *builder) release(ctx context.Context) {
+// release drops the lock taken by acquire, if any.
+func (b *builder) release(context.Context) {
 	if b.unlock == nil {
 		return
-	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	if err := b.leaseDone(cctx); err != nil {
-		b.log.Warn("release build lease", "error", err)
 	}
 	if err := b.unlock(); err != nil {
 		b.log.Warn("unlock cache dir", "error", err)
@@ -227,16 +203,16 @@ func (b *builder) release(ctx context.Context) {
 
 // imageStatus is what Setup needs to know about an existing image.
 type imageStatus struct {
-	exists   bool
-	img      images.Image
-	current  bool   // build hash matches and the base layer is the cached one
-	reason   string // why not current
-	unpacked bool
+	exists  bool
+	current bool   // build hash matches and the base layer is the cached one
+	reason  string // why not current
 }
 
+// status reads what the backend knows of rt's image: its labels and layers.
+// Readying an image to run (containerd's unpacking) is the driver's job.
 func (b *builder) status(ctx context.Context, rt string) (imageStatus, error) {
 	var st imageStatus
-	img, err := b.c.ImageService().Get(ctx, Name(rt))
+	info, err := b.store.ImageInfo(ctx, Name(rt))
 	if errdefs.IsNotFound(err) {
 		st.reason = "missing"
 		return st, nil
@@ -244,27 +220,17 @@ func (b *builder) status(ctx context.Context, rt string) (imageStatus, error) {
 	if err != nil {
 		return st, err
 	}
-	st.exists, st.img = true, img
-	st.current = img.Labels[LabelBuildHash] == buildHash(b.base, b.recipes[rt])
+	st.exists = true
+	st.current = info.Labels[LabelBuildHash] == buildHash(b.base, b.recipes[rt])
 	if !st.current {
 		st.reason = "recipe changed"
-	} else {
+	} else if want, ok := b.cachedBaseLayer(); ok {
 		// After a forced base rebuild the other images are rebuilt on the
 		// next Setup, so all of them keep sharing one base layer.
-		if want, ok := b.cachedBaseLayer(); ok {
-			mf, err := manifestOf(ctx, b.c.ContentStore(), img)
-			if err != nil {
-				return st, err
-			}
-			st.current = len(mf.Layers) > 0 && mf.Layers[0].Digest == want.Digest
-			if !st.current {
-				st.reason = "base layer changed"
-			}
+		st.current = len(info.Layers) > 0 && info.Layers[0] == want.Digest.String()
+		if !st.current {
+			st.reason = "base layer changed"
 		}
-	}
-	st.unpacked, err = client.NewImage(b.c, img).IsUnpacked(ctx, "")
-	if err != nil {
-		return st, err
 	}
 	return st, nil
 }
@@ -278,7 +244,7 @@ func (b *builder) setupOne(ctx context.Context, rt string) (Result, error) {
 		if err != nil {
 			return res, fmt.Errorf("inspect image: %w", err)
 		}
-		if st.current && st.unpacked {
+		if st.current {
 			res.UpToDate, res.Duration = true, time.Since(start)
 			return res, nil
 		}
@@ -288,41 +254,52 @@ func (b *builder) setupOne(ctx context.Context, rt string) (Result, error) {
 	}
 	if !b.force {
 		// Another process may have built it while we waited for the lock.
-		st, err := b.status(b.leaseCtx, rt)
+		st, err := b.status(ctx, rt)
 		if err != nil {
 			return res, fmt.Errorf("inspect image: %w", err)
 		}
 		if st.current {
-			if !st.unpacked {
-				b.printf("- %s: unpacking\n", rt)
-				if err := client.NewImage(b.c, st.img).Unpack(b.leaseCtx, ""); err != nil {
-					return res, fmt.Errorf("unpack: %w", err)
-				}
-			}
 			res.UpToDate, res.Duration = true, time.Since(start)
 			return res, nil
 		}
 		b.printf("- %s: building (%s)\n", rt, st.reason)
 	}
 	// The base gets its own progress line and time.
-	if _, _, err := b.resolveBase(b.leaseCtx); err != nil {
+	if _, _, err := b.resolveBase(ctx); err != nil {
 		return res, err
 	}
 	start = time.Now()
-	if err := b.build(b.leaseCtx, rt); err != nil {
+	if err := b.build(ctx, rt); err != nil {
 		return res, err
 	}
 	res.Duration = time.Since(start)
 	return res, nil
 }
 
-// build makes one runtime's layers and image. The caller holds acquire.
-func (b *builder) build(ctx context.Context, rt string) error {
+// build makes one runtime's layers in a fresh OCI layout and imports it.
+// The caller holds acquire.
+func (b *builder) build(ctx context.Context, rt string) (retErr error) {
 	r := b.recipes[rt]
 	log := b.log.With("runtime", rt)
 	baseDesc, baseRoot, err := b.resolveBase(ctx)
 	if err != nil {
 		return err
+	}
+	dir := filepath.Join(b.workDir(), rt+"-layout")
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	defer func() {
+		if err := os.RemoveAll(dir); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+	lay, err := newLayout(dir)
+	if err != nil {
+		return err
+	}
+	if err := lay.linkBlob(baseDesc, b.baseBlobPath()); err != nil {
+		return fmt.Errorf("base layer: %w", err)
 	}
 	layers := []ocispec.Descriptor{baseDesc}
 	if len(r.Apt) > 0 {
@@ -334,7 +311,7 @@ func (b *builder) build(ctx context.Context, rt string) error {
 			logFile:  filepath.Join(b.logDir(), rt+"-apt.log"),
 			packages: r.Apt,
 		}, func(write func(io.Writer) error) (ocispec.Descriptor, error) {
-			return pushLayer(ctx, b.c.ContentStore(), rt, write)
+			return lay.writeBlob(ocispec.MediaTypeImageLayer, write)
 		})
 		if err != nil {
 			return fmt.Errorf("build %s layer: %w", rt, err)
@@ -343,15 +320,19 @@ func (b *builder) build(ctx context.Context, rt string) error {
 		layers = append(layers, desc)
 	}
 	if len(r.NPM) > 0 || len(r.Symlinks) > 0 {
-		desc, err := b.npmLayer(ctx, r)
+		desc, err := b.npmLayer(ctx, lay, r)
 		if err != nil {
 			return fmt.Errorf("build %s layer: %w", rt, err)
 		}
 		log.Info("npm layer built", "digest", desc.Digest, "size", desc.Size)
 		layers = append(layers, desc)
 	}
-	b.printf("- %s: importing image into containerd...\n", rt)
-	if err := commitImage(ctx, b.c, rt, buildHash(b.base, r), b.base, layers); err != nil {
+	if _, err := lay.writeImage(Name(rt), imageConfig(b.base, layers), layers); err != nil {
+		return err
+	}
+	b.printf("- %s: importing image...\n", rt)
+	labels := map[string]string{LabelManaged: "true", LabelRuntime: rt, LabelBuildHash: buildHash(b.base, r)}
+	if err := b.store.ImportImage(ctx, dir, Name(rt), labels); err != nil {
 		return err
 	}
 	log.Info("image built", "image", Name(rt), "layers", len(layers))
@@ -359,8 +340,8 @@ func (b *builder) build(ctx context.Context, rt string) error {
 }
 
 // npmLayer fetches the recipe's tarballs (a verified cached copy is used
-// as is) and pushes the layer made from them.
-func (b *builder) npmLayer(ctx context.Context, r recipe) (ocispec.Descriptor, error) {
+// as is) and writes the layer made from them into lay.
+func (b *builder) npmLayer(ctx context.Context, lay *layout, r recipe) (ocispec.Descriptor, error) {
 	if len(r.NPM) > 0 && !npmArchSupported() {
 		return ocispec.Descriptor{}, api.NotImplementedf("pinned npm packages are linux/amd64 only")
 	}
@@ -391,13 +372,19 @@ func (b *builder) npmLayer(ctx context.Context, r recipe) (ocispec.Descriptor, e
 		}
 	}
 	b.printf("- %s: writing layer...\n", r.Runtime)
-	return pushLayer(ctx, b.c.ContentStore(), r.Runtime, func(w io.Writer) error {
+	return lay.writeBlob(ocispec.MediaTypeImageLayer, func(w io.Writer) error {
 		return writeNPMLayer(w, r, func(p npmPackage) string { return paths[p] })
 	})
 }
 
-// baseLayerFile records the pushed base layer beside the cached rootfs.
-const baseLayerFile = "layer.json"
+// baseLayerFile records the base layer's descriptor beside the cached
+// rootfs; baseBlobFile is the layer itself (an uncompressed tar).
+const (
+	baseLayerFile = "layer.json"
+	baseBlobFile  = "layer.tar"
+)
+
+func (b *builder) baseBlobPath() string { return filepath.Join(b.baseDir(), baseBlobFile) }
 
 // cachedBaseLayer returns the base layer recorded in the cache, if any.
 func (b *builder) cachedBaseLayer() (ocispec.Descriptor, bool) {
@@ -409,7 +396,7 @@ func (b *builder) cachedBaseLayer() (ocispec.Descriptor, bool) {
 	return desc, true
 }
 
-// resolveBase returns the base layer (pushed to the content store) and the
+// resolveBase returns the base layer (a blob file in the cache) and the
 // cached base root filesystem, building them when missing or forced. The
 // result is remembered for the rest of the call, so a forced Setup runs
 // mmdebstrap once.
@@ -429,17 +416,16 @@ func (b *builder) resolveBase(ctx context.Context) (ocispec.Descriptor, string, 
 func (b *builder) resolveBaseOnce(ctx context.Context) (ocispec.Descriptor, string, error) {
 	dir := b.baseDir()
 	root := filepath.Join(dir, "rootfs")
-	cs := b.c.ContentStore()
 	if !b.force {
 		if _, err := os.Stat(filepath.Join(root, initMountpoint)); err == nil {
 			if desc, ok := b.cachedBaseLayer(); ok {
-				if ok, err := hasBlob(ctx, cs, desc); err == nil && ok {
+				if st, err := os.Stat(b.baseBlobPath()); err == nil && st.Size() == desc.Size {
 					b.printf("- base: using cached rootfs %s\n", root)
 					return desc, root, nil
 				}
 			}
 			b.printf("- base: importing cached rootfs %s...\n", root)
-			desc, err := b.pushBase(ctx, dir, root)
+			desc, err := b.pushBase(dir, root)
 			return desc, root, err
 		}
 	}
@@ -453,7 +439,7 @@ func (b *builder) resolveBaseOnce(ctx context.Context) (ocispec.Descriptor, stri
 	}); err != nil {
 		return ocispec.Descriptor{}, "", err
 	}
-	desc, err := b.pushBase(ctx, dir, root)
+	desc, err := b.pushBase(dir, root)
 	if err != nil {
 		return desc, "", err
 	}
@@ -463,14 +449,28 @@ func (b *builder) resolveBaseOnce(ctx context.Context) (ocispec.Descriptor, stri
 	return desc, root, nil
 }
 
-// pushBase tars the base rootfs into the content store and records the
-// descriptor in the cache.
-func (b *builder) pushBase(ctx context.Context, dir, root string) (ocispec.Descriptor, error) {
-	desc, err := pushLayer(ctx, b.c.ContentStore(), "base", func(w io.Writer) error {
+// pushBase tars the base rootfs into the cache's base blob and records its
+// descriptor.
+func (b *builder) pushBase(dir, root string) (ocispec.Descriptor, error) {
+	// A one-blob scratch layout gives the tar its digest while it is
+	// written; the blob is then moved beside the rootfs.
+	scratch := filepath.Join(dir, "layer.tmp")
+	if err := os.RemoveAll(scratch); err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	defer os.RemoveAll(scratch)
+	lay, err := newLayout(scratch)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	desc, err := lay.writeBlob(ocispec.MediaTypeImageLayer, func(w io.Writer) error {
 		return writeDirTar(w, root, "")
 	})
 	if err != nil {
 		return desc, fmt.Errorf("import base layer: %w", err)
+	}
+	if err := os.Rename(lay.blobPath(desc.Digest), filepath.Join(dir, baseBlobFile)); err != nil {
+		return desc, err
 	}
 	raw, err := json.Marshal(desc)
 	if err != nil {

@@ -13,6 +13,8 @@ import (
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
+
+	ctrd "github.com/isol8/isol8/driver/containerd"
 	"github.com/isol8/isol8/internal/testenv"
 )
 
@@ -36,25 +38,29 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func newClient(t *testing.T) (*client.Client, context.Context) {
+// newDriver connects the containerd driver the images are built into, in
+// containerd namespace ns; the returned context is scoped to ns for direct
+// inspection through the driver's client.
+func newDriver(t *testing.T, ns string) (*ctrd.Driver, context.Context) {
 	t.Helper()
 	addr := testenv.MustHaveContainerd(t)
-	c, err := client.New(addr)
+	d, err := ctrd.New(t.Context(), ctrd.Config{Address: addr, Namespace: ns})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
-	return c, namespaces.WithNamespace(t.Context(), "isol8")
+	t.Cleanup(func() { d.Close() })
+	return d, namespaces.WithNamespace(t.Context(), ns)
 }
 
 // TestSetup builds (or finds up to date) the five real runtime images in
 // namespace isol8 and leaves them there: other packages' tests use them.
 func TestSetup(t *testing.T) {
 	testenv.MustHaveCommand(t, "mmdebstrap")
-	c, ctx := newClient(t)
+	d, ctx := newDriver(t, ctrd.Namespace)
+	c := d.Client()
 
 	out := &syncBuffer{t: t}
-	results, err := Setup(ctx, c, Options{Progress: out})
+	results, err := Setup(ctx, d, Options{Progress: out})
 	if err != nil {
 		t.Fatalf("Setup: %v", err)
 	}
@@ -62,7 +68,6 @@ func TestSetup(t *testing.T) {
 		t.Fatalf("%d results, want %d", len(results), len(Runtimes))
 	}
 
-	cs := c.ContentStore()
 	var base string
 	for _, rt := range Runtimes {
 		img, err := c.ImageService().Get(ctx, Name(rt))
@@ -79,7 +84,7 @@ func TestSetup(t *testing.T) {
 				t.Errorf("%s: label %s = %q, want %q", rt, k, img.Labels[k], v)
 			}
 		}
-		mf, err := manifestOf(ctx, cs, img)
+		info, err := d.ImageInfo(ctx, Name(rt))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,13 +92,13 @@ func TestSetup(t *testing.T) {
 		if rt == "bash" {
 			wantLayers = 1
 		}
-		if len(mf.Layers) != wantLayers {
-			t.Errorf("%s: %d layers, want %d", rt, len(mf.Layers), wantLayers)
+		if len(info.Layers) != wantLayers {
+			t.Errorf("%s: %d layers, want %d", rt, len(info.Layers), wantLayers)
 			continue
 		}
 		if base == "" {
-			base = mf.Layers[0].Digest.String()
-		} else if got := mf.Layers[0].Digest.String(); got != base {
+			base = info.Layers[0]
+		} else if got := info.Layers[0]; got != base {
 			t.Errorf("%s: base layer %s, want the shared %s", rt, got, base)
 		}
 		ok, err := client.NewImage(c, img).IsUnpacked(ctx, "")
@@ -102,7 +107,7 @@ func TestSetup(t *testing.T) {
 		}
 	}
 
-	names, err := List(ctx, c)
+	names, err := List(ctx, d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +120,7 @@ func TestSetup(t *testing.T) {
 	// Nothing changed: a second Setup is a quick no-op.
 	out2 := &syncBuffer{t: t}
 	start := time.Now()
-	results, err = Setup(ctx, c, Options{Progress: out2})
+	results, err = Setup(ctx, d, Options{Progress: out2})
 	elapsed := time.Since(start)
 	if err != nil {
 		t.Fatalf("second Setup: %v", err)
@@ -134,7 +139,7 @@ func TestSetup(t *testing.T) {
 	t.Logf("up-to-date Setup took %v", elapsed)
 
 	// Ensure on an existing image does nothing.
-	if err := Ensure(ctx, c, "bash", Options{}); err != nil {
+	if err := Ensure(ctx, d, "bash", Options{}); err != nil {
 		t.Fatalf("Ensure: %v", err)
 	}
 }
@@ -142,12 +147,13 @@ func TestSetup(t *testing.T) {
 // TestRemove deletes a managed copy of the bash image (the shared blobs
 // stay for the real one) and refuses an image without isol8's label.
 func TestRemove(t *testing.T) {
-	c, ctx := newClient(t)
+	d, ctx := newDriver(t, ctrd.Namespace)
+	c := d.Client()
 	is := c.ImageService()
 	bash, err := is.Get(ctx, Name("bash"))
 	if errdefs.IsNotFound(err) {
 		testenv.MustHaveCommand(t, "mmdebstrap")
-		if err := Ensure(ctx, c, "bash", Options{}); err != nil {
+		if err := Ensure(ctx, d, "bash", Options{}); err != nil {
 			t.Fatal(err)
 		}
 		bash, err = is.Get(ctx, Name("bash"))
@@ -165,16 +171,16 @@ func TestRemove(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = is.Delete(context.WithoutCancel(ctx), foreign.Name) })
 
-	if err := Remove(ctx, c, foreign.Name); !errdefs.IsFailedPrecondition(err) {
+	if err := Remove(ctx, d, foreign.Name); !errdefs.IsFailedPrecondition(err) {
 		t.Fatalf("Remove(foreign) = %v, want failed precondition", err)
 	}
-	if err := Remove(ctx, c, managed.Name); err != nil {
+	if err := Remove(ctx, d, managed.Name); err != nil {
 		t.Fatalf("Remove: %v", err)
 	}
 	if _, err := is.Get(ctx, managed.Name); !errdefs.IsNotFound(err) {
 		t.Fatalf("image still there: %v", err)
 	}
-	if err := Remove(ctx, c, "isol8-test:absent"); !errdefs.IsNotFound(err) {
+	if err := Remove(ctx, d, "isol8-test:absent"); !errdefs.IsNotFound(err) {
 		t.Fatalf("Remove(absent) = %v, want not found", err)
 	}
 	// The real image and its blobs survive.

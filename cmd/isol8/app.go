@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/isol8/isol8"
 	"github.com/isol8/isol8/api"
 	"github.com/isol8/isol8/config"
 	"github.com/isol8/isol8/engine"
@@ -81,6 +82,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, env map[string]string, cw
 		home:   env["HOME"],
 		now:    time.Now,
 		newEngine: func(o engine.Options) (backend, error) {
+			o.NewDriver = isol8.ContainerdDriver(o.Containerd)
 			e, err := engine.New(o)
 			if err != nil {
 				return nil, err

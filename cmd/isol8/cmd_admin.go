@@ -54,7 +54,7 @@ func (a *app) setupCommand(g *globals) *cobra.Command {
 				}
 				return errf("%s", err)
 			}
-			fmt.Fprintf(a.stderr, "[OK] Backend: containerd %s at %s\n", info.Version, info.Address)
+			fmt.Fprintf(a.stderr, "[OK] Backend: %s %s at %s\n", info.Name, info.Version, info.Address)
 			err = eng.SetupImages(ctx, engine.SetupOptions{Force: force})
 			if s := caught(); s != nil {
 				return exitCode(signalExitCode(s))

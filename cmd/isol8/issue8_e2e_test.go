@@ -162,7 +162,7 @@ func testPersistKeeps(t *testing.T, args ...string) {
 		"[Run] Remove it: ctr --address "+addr+" --namespace isol8 task rm -f "+id+" && ctr --address "+addr+" --namespace isol8 container rm "+id+"\n",
 	)
 	time.Sleep(500 * time.Millisecond) // the agent used to exit as soon as the CLI had gone
-	infos, err := drv.ListInfo(ctx, map[string]string{driver.LabelManaged: "true", driver.LabelPID: strconv.Itoa(cmd.Process.Pid)})
+	infos, err := drv.ListSandboxes(ctx, map[string]string{driver.LabelManaged: "true", driver.LabelPID: strconv.Itoa(cmd.Process.Pid)})
 	if err != nil {
 		t.Fatal(err)
 	}

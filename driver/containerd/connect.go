@@ -37,7 +37,9 @@ type Config struct {
 	RuntimeBinary string
 	// NoAutoStart disables starting a private containerd.
 	NoAutoStart bool
-	Logger      *slog.Logger
+	// Namespace is the containerd namespace; empty means Namespace.
+	Namespace string
+	Logger    *slog.Logger
 }
 
 // New connects to containerd. When the address was not chosen explicitly,
@@ -75,11 +77,15 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 		}
 		addr = PrivateAddress
 	}
-	c, err := client.New(addr, client.WithDefaultNamespace(Namespace), client.WithTimeout(10*time.Second))
+	ns := cfg.Namespace
+	if ns == "" {
+		ns = Namespace
+	}
+	c, err := client.New(addr, client.WithDefaultNamespace(ns), client.WithTimeout(10*time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("connect to containerd at %s: %w", addr, err)
 	}
-	return &Driver{client: c, address: addr, runtimeBinary: rt, log: log, chains: map[string]string{}}, nil
+	return &Driver{client: c, address: addr, runtimeBinary: rt, namespace: ns, log: log, chains: map[string]string{}}, nil
 }
 
 func unreachable(addr string) error {

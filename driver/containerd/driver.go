@@ -1,7 +1,9 @@
-// Package containerd runs isol8 sandboxes on containerd (client v2) with an
-// OCI runtime such as runc, in containerd namespace "isol8". It connects to
-// a running containerd, or starts a private one when containerd is installed
-// but not running. It needs root and Linux.
+// Package containerd implements driver.Driver on containerd (client v2):
+// sandboxes run with an OCI runtime such as runc, images are imported from
+// OCI image layouts into the content store and unpacked for the overlayfs
+// snapshotter, all in containerd namespace "isol8" (Config.Namespace names
+// another). It connects to a running containerd, or starts a private one
+// when containerd is installed but not running. It needs root and Linux.
 package containerd
 
 import (
@@ -26,7 +28,8 @@ import (
 	"github.com/isol8/isol8/driver"
 )
 
-// Namespace is the containerd namespace isol8 uses for everything.
+// Namespace is the containerd namespace isol8 uses for everything unless
+// Config.Namespace names another (tests building throw-away images).
 const Namespace = "isol8"
 
 const (
@@ -40,6 +43,7 @@ type Driver struct {
 	client        *client.Client
 	address       string
 	runtimeBinary string
+	namespace     string
 	log           *slog.Logger
 
 	mu     sync.Mutex
@@ -48,21 +52,35 @@ type Driver struct {
 
 var _ driver.Driver = (*Driver)(nil)
 
-// Client exposes the containerd client for image management.
+// Client exposes the containerd client to tests that inspect what the
+// driver made.
 func (d *Driver) Client() *client.Client { return d.client }
 
 // Address is the socket the driver is connected to.
 func (d *Driver) Address() string { return d.address }
 
-// WithNamespace returns ctx scoped to isol8's containerd namespace.
-func WithNamespace(ctx context.Context) context.Context {
-	return namespaces.WithNamespace(ctx, Namespace)
+// Info reports containerd's address, namespace and version.
+func (d *Driver) Info(ctx context.Context) (driver.BackendInfo, error) {
+	v, err := d.client.Version(ctx)
+	if err != nil {
+		return driver.BackendInfo{}, fmt.Errorf("containerd version at %s: %w", d.address, err)
+	}
+	return driver.BackendInfo{Name: "containerd", Address: d.address, Namespace: d.namespace,
+		Version: v.Version, Revision: v.Revision}, nil
+}
+
+// Namespace is the containerd namespace the driver works in.
+func (d *Driver) Namespace() string { return d.namespace }
+
+// withNS returns ctx scoped to the driver's containerd namespace.
+func (d *Driver) withNS(ctx context.Context) context.Context {
+	return namespaces.WithNamespace(ctx, d.namespace)
 }
 
 // Create makes the container (on a fresh read-write snapshot of the image,
 // which the spec may mount read-only) and its task, without starting it.
 func (d *Driver) Create(ctx context.Context, req driver.CreateRequest) (_ driver.Sandbox, retErr error) {
-	ctx = WithNamespace(ctx)
+	ctx = d.withNS(ctx)
 	chain, err := d.chainID(ctx, req.Image)
 	if err != nil {
 		return nil, err
@@ -175,28 +193,18 @@ func (d *Driver) chainID(ctx context.Context, name string) (string, error) {
 	return chain, nil
 }
 
-// ForgetImage drops cached knowledge of an image (after a rebuild).
-func (d *Driver) ForgetImage(name string) {
+// forgetImage drops cached knowledge of an image (after an import or a
+// removal).
+func (d *Driver) forgetImage(name string) {
 	d.mu.Lock()
 	delete(d.chains, name)
 	d.mu.Unlock()
 }
 
-// ImageExists reports whether the image is present in the isol8 namespace.
-func (d *Driver) ImageExists(ctx context.Context, name string) (bool, error) {
-	_, err := d.client.ImageService().Get(WithNamespace(ctx), name)
-	if errdefs.IsNotFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("look up image %s: %w", name, err)
-	}
-	return true, nil
-}
-
-// List returns the ids of containers carrying all labels.
+// List returns the ids of containers carrying all labels (for tests and
+// tools; the engine uses ListSandboxes).
 func (d *Driver) List(ctx context.Context, labels map[string]string) ([]string, error) {
-	infos, err := d.ListInfo(ctx, labels)
+	infos, err := d.ListSandboxes(ctx, labels)
 	if err != nil {
 		return nil, err
 	}
@@ -207,37 +215,16 @@ func (d *Driver) List(ctx context.Context, labels map[string]string) ([]string, 
 	return ids, nil
 }
 
-// ContainerInfo describes one container for listings.
-type ContainerInfo struct {
-	ID      string
-	Image   string
-	Running bool
-	Created time.Time
-	Labels  map[string]string
-}
-
-// ListInfo returns containers carrying all labels, with their state.
-func (d *Driver) ListInfo(ctx context.Context, labels map[string]string) ([]ContainerInfo, error) {
-	ctx = WithNamespace(ctx)
-	var filters []string
-	for k, v := range labels {
-		filters = append(filters, fmt.Sprintf("labels.%q==%s", k, v))
-	}
-	var filter []string
-	if len(filters) > 0 {
-		joined := filters[0]
-		for _, f := range filters[1:] {
-			joined += "," + f
-		}
-		filter = []string{joined}
-	}
-	ctrs, err := d.client.ContainerService().List(ctx, filter...)
+// ListSandboxes returns containers carrying all labels, with their state.
+func (d *Driver) ListSandboxes(ctx context.Context, labels map[string]string) ([]driver.SandboxInfo, error) {
+	ctx = d.withNS(ctx)
+	ctrs, err := d.client.ContainerService().List(ctx, labelFilter(labels)...)
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
-	out := make([]ContainerInfo, 0, len(ctrs))
+	out := make([]driver.SandboxInfo, 0, len(ctrs))
 	for _, c := range ctrs {
-		info := ContainerInfo{ID: c.ID, Image: c.Image, Created: c.CreatedAt, Labels: c.Labels}
+		info := driver.SandboxInfo{ID: c.ID, Image: c.Image, Created: c.CreatedAt, Labels: c.Labels}
 		if t, err := d.client.TaskService().Get(ctx, &tasksapi.GetRequest{ContainerID: c.ID}); err == nil && t.Process != nil {
 			info.Running = t.Process.Status == apitask.Status_RUNNING
 		}
@@ -249,7 +236,7 @@ func (d *Driver) ListInfo(ctx context.Context, labels map[string]string) ([]Cont
 // Remove kills and deletes a container, its task and snapshot. A missing
 // container is not an error.
 func (d *Driver) Remove(ctx context.Context, id string) error {
-	ctx = WithNamespace(ctx)
+	ctx = d.withNS(ctx)
 	ctr, err := d.client.LoadContainer(ctx, id)
 	if errdefs.IsNotFound(err) {
 		return nil
@@ -299,14 +286,14 @@ type sandbox struct {
 func (s *sandbox) ID() string { return s.id }
 
 func (s *sandbox) Start(ctx context.Context) (driver.Stdio, error) {
-	if err := s.task.Start(WithNamespace(ctx)); err != nil {
+	if err := s.task.Start(s.d.withNS(ctx)); err != nil {
 		return driver.Stdio{}, fmt.Errorf("start task %s: %w", s.id, err)
 	}
 	return driver.Stdio{Stdin: s.io.Stdin, Stdout: s.io.Stdout, Stderr: s.io.Stderr}, nil
 }
 
 func (s *sandbox) Delete(ctx context.Context) error {
-	ctx = WithNamespace(ctx)
+	ctx = s.d.withNS(ctx)
 	var errs []error
 	if _, err := s.task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("delete task %s: %w", s.id, err))

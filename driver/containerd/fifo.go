@@ -38,11 +38,11 @@ func newFIFOSet(id string) (*cio.FIFOSet, error) {
 	}, func() error { return os.RemoveAll(dir) }), nil
 }
 
-// PruneFIFOs removes FIFO directories whose container no longer exists:
+// Prune removes FIFO directories whose container no longer exists:
 // those of processes that died before removing their sandboxes, and those
 // of earlier isol8 versions, which named the directory at random and the
 // FIFOs "<id>-stdin" inside it. It returns how many it removed.
-func (d *Driver) PruneFIFOs(ctx context.Context) (int, error) {
+func (d *Driver) Prune(ctx context.Context) (int, error) {
 	entries, err := os.ReadDir(fifoDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
@@ -50,7 +50,7 @@ func (d *Driver) PruneFIFOs(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("list fifo dir: %w", err)
 	}
-	ctx = WithNamespace(ctx)
+	ctx = d.withNS(ctx)
 	removed := 0
 	var errs []error
 	for _, e := range entries {

@@ -76,6 +76,9 @@ func TestForbiddenArrows(t *testing.T) {
 		{module + "/runtimes", module + "/driver", "runtime adapters know nothing of backends"},
 		{module + "/oci", module + "/driver", "specs are built without a backend"},
 		{module + "/seccomp", module + "/driver", "profiles are built without a backend"},
+		{module + "/engine", module + "/driver/containerd", "the engine knows backends only through driver.Driver, injected where the process is wired"},
+		{module + "/image", "github.com/containerd/containerd/v2/client", "the image builder writes OCI layouts a driver imports"},
+		{module + "/image", module + "/driver/containerd", "the image builder knows no backend"},
 	} {
 		all, _ := deps(t, rule.pkg)
 		for _, d := range all {
