@@ -111,7 +111,7 @@ func (f *fakeEngine) Backend(context.Context) (engine.BackendInfo, error) {
 	if f.backendErr != nil {
 		return engine.BackendInfo{}, f.backendErr
 	}
-	return engine.BackendInfo{Address: "/run/fake.sock", Version: "v2.0.0", Revision: "0123456789abcdef"}, nil
+	return engine.BackendInfo{Name: "containerd", Address: "/run/fake.sock", Version: "v2.0.0", Revision: "0123456789abcdef"}, nil
 }
 
 func (f *fakeEngine) Stop(context.Context) error {
