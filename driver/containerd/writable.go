@@ -20,7 +20,8 @@ const defaultUpperSize = 512 << 20
 // A writable root filesystem must not write to the host's disk: a
 // read-write snapshot would let a sandbox with 128 MB of memory fill the
 // disk. Its root is instead an overlay of the image's read-only layers under
-// an upper directory on a tmpfs the size of the sandbox's memory limit. The
+// an upper directory on a tmpfs a little smaller than the sandbox's memory
+// limit (upperSize). The
 // tmpfs pages are charged to the memory cgroup of the process that writes
 // them, so root writes count against the sandbox's memory like /sandbox.
 
@@ -29,11 +30,18 @@ func writableRoot(spec *specs.Spec) bool {
 	return spec.Root != nil && !spec.Root.Readonly
 }
 
-// upperSize is the tmpfs size for a spec: its memory limit.
+// upperSize is the tmpfs size for a spec: its memory limit less a reserve
+// (a quarter, between 8 and 64 MiB). tmpfs pages cannot be reclaimed, and
+// killing the writer frees none of them: a layer as large as the memory
+// limit could fill the cgroup to the brim, and the next allocation would
+// OOM-kill the init agent, the only process left. With the reserve the
+// writer gets ENOSPC first and the agent can still report.
 func upperSize(spec *specs.Spec) int64 {
 	if spec.Linux != nil && spec.Linux.Resources != nil && spec.Linux.Resources.Memory != nil &&
 		spec.Linux.Resources.Memory.Limit != nil && *spec.Linux.Resources.Memory.Limit > 0 {
-		return *spec.Linux.Resources.Memory.Limit
+		limit := *spec.Linux.Resources.Memory.Limit
+		reserve := min(max(limit/4, 8<<20), 64<<20)
+		return max(limit-reserve, limit/2)
 	}
 	return defaultUpperSize
 }

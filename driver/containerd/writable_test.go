@@ -26,9 +26,16 @@ func TestLowerDirs(t *testing.T) {
 }
 
 func TestUpperSize(t *testing.T) {
-	limit := int64(128 << 20)
-	if got := upperSize(&specs.Spec{Linux: &specs.Linux{Resources: &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}}}}); got != limit {
-		t.Errorf("upperSize = %d, want the memory limit %d", got, limit)
+	for limit, want := range map[int64]int64{
+		128 << 20: 96 << 20,       // a quarter kept free
+		16 << 20:  8 << 20,        // at least 8 MiB, at most half
+		24 << 20:  16 << 20,       // the 8 MiB floor
+		4 << 30:   4<<30 - 64<<20, // the 64 MiB cap
+	} {
+		spec := &specs.Spec{Linux: &specs.Linux{Resources: &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}}}}
+		if got := upperSize(spec); got != want {
+			t.Errorf("upperSize(memory %d) = %d, want %d", limit, got, want)
+		}
 	}
 	if got := upperSize(&specs.Spec{}); got != defaultUpperSize {
 		t.Errorf("upperSize without a limit = %d", got)
