@@ -16,18 +16,16 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/isol8/isol8/api"
 )
 
-// Labels every isol8 container and image carries.
+// Labels every isol8 container and image carries (defined in package api).
 const (
-	LabelManaged = "isol8.managed"
-	LabelRuntime = "isol8.runtime"
-	// LabelPID records the process that created a sandbox, so orphans of a
-	// crashed process can be told apart from sandboxes in use.
-	LabelPID = "isol8.pid"
-	// LabelPIDStart is that process's start time (clock ticks after boot),
-	// so a recycled pid is not taken for the creator.
-	LabelPIDStart = "isol8.pid.start"
+	LabelManaged  = api.LabelManaged
+	LabelRuntime  = api.LabelRuntime
+	LabelPID      = api.LabelPID
+	LabelPIDStart = api.LabelPIDStart
 )
 
 // CreateRequest describes one sandbox.

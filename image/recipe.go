@@ -15,10 +15,11 @@ import (
 // (layout, cleanup, tar format): bumping it makes every image stale.
 const recipeVersion = "1"
 
-// Label keys on every image this package creates.
+// Label keys on every image this package creates: isol8's own (package
+// api) and the build hash of the up-to-date check.
 const (
-	LabelManaged   = "isol8.managed"
-	LabelRuntime   = "isol8.runtime"
+	LabelManaged   = api.LabelManaged
+	LabelRuntime   = api.LabelRuntime
 	LabelBuildHash = "org.isol8.build.hash"
 )
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/isol8/isol8/engine"
+	"github.com/isol8/isol8/runtimes"
 )
 
 func (a *app) runCommand(g *globals) *cobra.Command {
@@ -44,7 +46,7 @@ func (a *app) runCommand(g *globals) *cobra.Command {
 	}
 	fs := c.Flags()
 	strFlag(fs, &f.eval, "eval", "e", "code", "inline code to run")
-	strFlag(fs, &f.runtime, "runtime", "r", "name", "runtime: python, node, bun, deno, bash (default: detected, else python)")
+	strFlag(fs, &f.runtime, "runtime", "r", "name", "runtime: "+strings.Join(runtimes.Available(), ", ")+" (default: detected, else python)")
 	strFlag(fs, &f.net, "net", "", "mode", "network mode: none, host (default: config defaults.network, else none)")
 	strsFlag(fs, &f.allow, "allow", "", "regex", "allow hosts matching regex in filtered mode (repeatable; replaces config network.whitelist)")
 	strsFlag(fs, &f.deny, "deny", "", "regex", "deny hosts matching regex in filtered mode (repeatable; replaces config network.blacklist)")
