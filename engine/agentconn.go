@@ -8,9 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/containerd/errdefs"
-
 	"github.com/isol8/isol8/agent"
+	"github.com/isol8/isol8/api"
 )
 
 // errAgentGone is returned when the agent's stream ended or broke; the
@@ -221,9 +220,9 @@ func agentError(f agent.Frame) error {
 	}
 	switch e.Code {
 	case "invalid":
-		return fmt.Errorf("%s: %w", e.Message, errdefs.ErrInvalidArgument)
+		return api.InvalidArgument(errors.New(e.Message))
 	case "notfound":
-		return fmt.Errorf("%s: %w", e.Message, errdefs.ErrNotFound)
+		return api.NotFound(errors.New(e.Message))
 	}
 	return errors.New(e.Message)
 }

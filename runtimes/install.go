@@ -1,12 +1,11 @@
 package runtimes
 
 import (
-	"fmt"
 	"regexp"
 	"slices"
 	"strings"
 
-	"github.com/containerd/errdefs"
+	"github.com/isol8/isol8/api"
 )
 
 // packageRE is the accepted package-name pattern.
@@ -19,8 +18,8 @@ var packageRE = regexp.MustCompile(`^[@a-zA-Z0-9_./\-=]+$`)
 // `Invalid package name: "<name>". Only alphanumeric, -, _, ., /, @, and = are allowed.`
 func ValidatePackage(name string) error {
 	if !packageRE.MatchString(name) || strings.HasPrefix(name, "-") {
-		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf(
-			"Invalid package name: %q. Only alphanumeric, -, _, ., /, @, and = are allowed.", name))
+		return api.InvalidArgumentf(
+			"Invalid package name: %q. Only alphanumeric, -, _, ., /, @, and = are allowed.", name)
 	}
 	return nil
 }
@@ -66,7 +65,7 @@ func NormalizePackages(pkgs []string) []string {
 func (r *Runtime) InstallArgv(pkgs []string) ([]string, error) {
 	pkgs = NormalizePackages(pkgs)
 	if len(pkgs) == 0 {
-		return nil, errdefs.ErrInvalidArgument.WithMessage("No packages to install")
+		return nil, api.InvalidArgumentf("No packages to install")
 	}
 	if err := ValidatePackages(pkgs); err != nil {
 		return nil, err
@@ -87,10 +86,10 @@ func (r *Runtime) InstallArgv(pkgs []string) ([]string, error) {
 		}
 		return []string{"sh", "-c", strings.Join(steps, " && ")}, nil
 	case Bash:
-		return nil, errdefs.ErrInvalidArgument.WithMessage(
+		return nil, api.InvalidArgumentf(
 			"Package installs are not supported for the bash runtime")
 	default:
-		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("Unknown runtime: %s", r.Name))
+		return nil, api.InvalidArgumentf("Unknown runtime: %s", r.Name)
 	}
 	return append(argv, pkgs...), nil
 }

@@ -9,15 +9,13 @@
 package runtimes
 
 import (
-	"fmt"
 	"path"
 	"regexp"
 	"slices"
 	"strings"
 
-	"github.com/containerd/errdefs"
-
 	"github.com/isol8/isol8/agent"
+	"github.com/isol8/isol8/api"
 )
 
 // Runtime names.
@@ -101,8 +99,8 @@ func Get(name string) (*Runtime, error) {
 			return &r, nil
 		}
 	}
-	return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf(
-		"Unknown runtime: %q. Available: %s", name, strings.Join(Names(), ", ")))
+	return nil, api.InvalidArgumentf(
+		"Unknown runtime: %q. Available: %s", name, strings.Join(Names(), ", "))
 }
 
 // extensions maps a detected extension (without the dot) to its runtime.
@@ -127,9 +125,9 @@ func Detect(filename string) (string, error) {
 			return rt, nil
 		}
 	}
-	return "", errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf(
+	return "", api.InvalidArgumentf(
 		"Cannot detect runtime for %q. Known extensions: .py, .mjs, .js, .cjs, .ts, .sh, .mts, .txt",
-		filename))
+		filename)
 }
 
 // AgentSystemPrompt is appended to every agent invocation.
@@ -262,7 +260,7 @@ const maxWorkdir = 4096
 // than 4096 bytes are rejected as well.
 func ResolveWorkdir(w string) (string, error) {
 	if strings.IndexByte(w, 0) >= 0 {
-		return "", errdefs.ErrInvalidArgument.WithMessage("Working directory must not contain NUL bytes")
+		return "", api.InvalidArgumentf("Working directory must not contain NUL bytes")
 	}
 	var p string
 	if path.IsAbs(w) {
@@ -271,11 +269,10 @@ func ResolveWorkdir(w string) (string, error) {
 		p = path.Join(SandboxDir, w)
 	}
 	if p != SandboxDir && !strings.HasPrefix(p, SandboxDir+"/") {
-		return "", errdefs.ErrInvalidArgument.WithMessage("Working directory must be inside /sandbox")
+		return "", api.InvalidArgumentf("Working directory must be inside /sandbox")
 	}
 	if len(p) > maxWorkdir {
-		return "", errdefs.ErrInvalidArgument.WithMessage(
-			fmt.Sprintf("Working directory is too long (%d bytes, max %d)", len(p), maxWorkdir))
+		return "", api.InvalidArgumentf("Working directory is too long (%d bytes, max %d)", len(p), maxWorkdir)
 	}
 	return p, nil
 }
@@ -287,8 +284,7 @@ var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // `Invalid environment variable name: "<name>"`.
 func ValidateEnvName(name string) error {
 	if !envNameRE.MatchString(name) {
-		return errdefs.ErrInvalidArgument.WithMessage(
-			fmt.Sprintf("Invalid environment variable name: %q", name))
+		return api.InvalidArgumentf("Invalid environment variable name: %q", name)
 	}
 	return nil
 }
