@@ -244,6 +244,52 @@ func assertUnpinned(t *testing.T, id string) {
 	}
 }
 
+// nsInode is the inode number naming the namespace at path.
+func nsInode(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+// assertNetNSGone checks that no process is in the network namespace with
+// inode ino and no mount namespace pins it (mountinfo names a bind-mounted
+// namespace "net:[ino]" as its root), allowing a few seconds for the
+// sandbox's processes to be reaped.
+func assertNetNSGone(t *testing.T, ino uint64) {
+	t.Helper()
+	name := fmt.Sprintf("net:[%d]", ino)
+	var holders []string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		holders = netNSHolders(name)
+		if len(holders) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(holders) > 0 {
+		t.Errorf("network namespace %s still held by %v", name, holders)
+	}
+}
+
+func netNSHolders(name string) []string {
+	var out []string
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		if mi, err := os.ReadFile(p + "/mountinfo"); err == nil && strings.Contains(string(mi), " "+name+" ") {
+			out = append(out, p+"/mountinfo")
+		}
+		tasks, _ := filepath.Glob(p + "/task/*/ns/net")
+		for _, l := range tasks {
+			if target, err := os.Readlink(l); err == nil && target == name {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
 // A sandbox made with a fresh network namespace reports a path to it; the
 // test enters that namespace, serves on its loopback, and the program in
 // the sandbox reads the greeting. A second sandbox, with a fresh namespace
@@ -286,10 +332,12 @@ func TestFreshNetNSServedFromHost(t *testing.T) {
 		t.Errorf("server accepted %d connections, want 1", n)
 	}
 
+	inoA, inoB := nsInode(t, path), nsInode(t, b.NetNSPath())
 	if err := a.Delete(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	assertUnpinned(t, a.ID())
+	assertNetNSGone(t, inoA)
 
 	other, err := New(t.Context(), Config{Address: d.Address()})
 	if err != nil {
@@ -300,6 +348,7 @@ func TestFreshNetNSServedFromHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertUnpinned(t, b.ID())
+	assertNetNSGone(t, inoB)
 }
 
 // rootNetNS makes a network namespace as host root (owned by the host's
