@@ -58,6 +58,9 @@ type Driver struct {
 
 	mu     sync.Mutex
 	chains map[string]string // image name → chain id of its unpacked rootfs
+	// pinDirReady is set once netnsDir is a shared mount point, so
+	// concurrent creations do not each stack a bind mount on it.
+	pinDirReady bool
 }
 
 var _ driver.Driver = (*Driver)(nil)
@@ -171,7 +174,7 @@ func (d *Driver) Create(ctx context.Context, req driver.CreateRequest) (_ driver
 		_ = fifos.Close()
 		return nil, fmt.Errorf("create task %s: %w", req.ID, err)
 	}
-	netns, err := attachedNetNS(req, task)
+	netns, err := d.attachedNetNS(req, task)
 	if err != nil {
 		dio.Cancel()
 		_ = dio.Close()
@@ -216,14 +219,31 @@ func usernsPath(spec *specs.Spec) string {
 // attachedNetNS returns the path of the network namespace a created task
 // runs in, as its sandbox reports it: the joined path, or a pin of the
 // fresh namespace the runtime made for the task's (not yet started) init.
-func attachedNetNS(req driver.CreateRequest, task client.Task) (string, error) {
+func (d *Driver) attachedNetNS(req driver.CreateRequest, task client.Task) (string, error) {
 	switch req.Network.Mode {
 	case driver.NetworkJoin:
 		return req.Network.Path, nil
 	case driver.NetworkFresh:
+		if err := d.readyPinDir(); err != nil {
+			return "", err
+		}
 		return pinNetNS(req.ID, task.Pid())
 	}
 	return "", nil
+}
+
+// readyPinDir makes netnsDir a shared mount point, once per driver.
+func (d *Driver) readyPinDir() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.pinDirReady {
+		return nil
+	}
+	if err := sharedDir(netnsDir); err != nil {
+		return err
+	}
+	d.pinDirReady = true
+	return nil
 }
 
 // chainID resolves (and caches) the snapshot parent of an image's rootfs.

@@ -70,12 +70,10 @@ func checkNetNSOwner(netnsPath, usernsPath string) error {
 }
 
 // pinNetNS bind-mounts the network namespace of process pid (a created
-// sandbox's init) at NetNSPinPath(id), so the path names that namespace
+// sandbox's init) at NetNSPinPath(id) (in netnsDir, made ready by
+// sharedDir), so the path names that namespace
 // for as long as the sandbox exists, whatever becomes of the pid.
 func pinNetNS(id string, pid uint32) (_ string, retErr error) {
-	if err := sharedDir(netnsDir); err != nil {
-		return "", err
-	}
 	src := "/proc/" + strconv.FormatUint(uint64(pid), 10) + "/ns/net"
 	if err := notHostNetNS(src); err != nil {
 		return "", err

@@ -15,6 +15,8 @@ func pinNetNS(id string, pid uint32) (string, error) {
 	return "", errors.New("network namespaces: need Linux")
 }
 
+func sharedDir(dir string) error { return errors.New("network namespaces: need Linux") }
+
 func unpinNetNS(id string) error { return nil }
 
 func netnsPins() ([]string, error) { return nil, nil }
