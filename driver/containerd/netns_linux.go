@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -53,14 +52,17 @@ func checkNetNSOwner(netnsPath, usernsPath string) error {
 	// namespace.
 	for {
 		var st unix.Stat_t
-		err := unix.Fstat(owner, &st)
-		if err == nil && st.Dev == want.Dev && st.Ino == want.Ino {
+		if err := unix.Fstat(owner, &st); err != nil {
+			unix.Close(owner)
+			return fmt.Errorf("owner of network namespace %s: %w", netnsPath, err)
+		}
+		if st.Dev == want.Dev && st.Ino == want.Ino {
 			unix.Close(owner)
 			return nil
 		}
-		parent, perr := unix.IoctlRetInt(owner, unix.NS_GET_PARENT)
+		parent, err := unix.IoctlRetInt(owner, unix.NS_GET_PARENT)
 		unix.Close(owner)
-		if err != nil || perr != nil {
+		if err != nil {
 			break
 		}
 		owner = parent
@@ -164,7 +166,7 @@ func netnsPins() ([]string, error) {
 	ids := make([]string, 0, len(entries))
 	for _, e := range entries {
 		if e.Type().IsRegular() {
-			ids = append(ids, filepath.Base(e.Name()))
+			ids = append(ids, e.Name())
 		}
 	}
 	return ids, nil
