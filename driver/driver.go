@@ -36,6 +36,10 @@ type CreateRequest struct {
 	// backend specific (the rootfs path, cgroup parent).
 	Spec   *specs.Spec
 	Labels map[string]string
+	// Network is the network namespace the sandbox runs in, as far as
+	// the caller needs to reach into it; it must agree with Spec (see
+	// NetworkAttachment.Check). The zero value leaves it to the spec.
+	Network NetworkAttachment
 }
 
 // Driver is everything the engine needs from a container backend: sandboxes
@@ -129,6 +133,12 @@ type Stdio struct {
 // kills what still runs), so no Kill or Wait is needed.
 type Sandbox interface {
 	ID() string
+	// NetNSPath is the network namespace the sandbox runs in: the path
+	// it joined (NetworkJoin) or one the driver pinned for the fresh
+	// namespace (NetworkFresh), valid until Delete (or Remove). Empty with
+	// NetworkFromSpec. The caller may enter it with setns, e.g. to serve
+	// on the sandbox's loopback.
+	NetNSPath() string
 	// Start runs the init and returns its stdio.
 	Start(ctx context.Context) (Stdio, error)
 	// Delete removes the container, its task and its snapshot.

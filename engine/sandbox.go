@@ -25,6 +25,10 @@ type sandbox struct {
 	// be used again.
 	broken bool
 	ident  *identity
+	// netns is the network namespace the driver reports the sandbox runs
+	// in (empty while the engine leaves the network to the spec: none and
+	// host); the engine enters it to serve inside the sandbox.
+	netns string
 }
 
 // spec writes the runtime spec for a sandbox of this engine.
@@ -84,7 +88,7 @@ func (e *Engine) newSandbox(ctx context.Context, image, runtime string) (_ *sand
 		ident.release(false) // a failed create may have left processes
 		return nil, fmt.Errorf("create sandbox: %w", err)
 	}
-	sb := &sandbox{id: id, image: image, sb: dsb, ident: ident}
+	sb := &sandbox{id: id, image: image, sb: dsb, ident: ident, netns: dsb.NetNSPath()}
 	e.track(sb)
 	defer func() {
 		if retErr != nil {

@@ -344,7 +344,13 @@ func WithReadonlyRoot(ro bool) Opt {
 //   - "host": no network namespace (the host's) and the host's
 //     /etc/resolv.conf and /etc/hosts bind-mounted read-only;
 //   - "filtered": join the existing namespace at nsPath (the engine made it
-//     and serves the proxy inside it).
+//     and serves the proxy inside it). With WithUserNamespace joining a
+//     namespace by path, nsPath must be owned by that user namespace: the
+//     runtime joins it from inside (runc 1.1 enters the user namespace
+//     first), and only the owner may mount the sandbox's sysfs.
+//
+// A driver told to make a fresh namespace and report its path
+// (driver.FreshNetwork) takes "none": a new namespace, by no path.
 //
 // nsPath must be empty for none and host. Applying it again replaces the
 // earlier mode.

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/image-spec/identity"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/isol8/isol8/api"
 	"github.com/isol8/isol8/driver"
@@ -36,7 +38,15 @@ const (
 	snapshotter = "overlayfs"
 	runtimeName = "io.containerd.runc.v2"
 	fifoDir     = "/run/isol8/fifo"
+	// netnsDir holds the pins of fresh sandbox network namespaces. It is
+	// the driver's own: namespaces the engine makes live elsewhere.
+	netnsDir = "/run/isol8/sandbox-netns"
 )
+
+// NetNSPinPath is where the driver pins the network namespace of sandbox
+// id created with driver.FreshNetwork. It is named after the sandbox, like
+// FIFOSetDir, so a process that did not create the sandbox can remove it.
+func NetNSPinPath(id string) string { return filepath.Join(netnsDir, id) }
 
 // Driver implements driver.Driver on containerd.
 type Driver struct {
@@ -48,6 +58,9 @@ type Driver struct {
 
 	mu     sync.Mutex
 	chains map[string]string // image name → chain id of its unpacked rootfs
+	// pinDirReady is set once netnsDir is a shared mount point, so
+	// concurrent creations do not each stack a bind mount on it.
+	pinDirReady bool
 }
 
 var _ driver.Driver = (*Driver)(nil)
@@ -81,6 +94,9 @@ func (d *Driver) withNS(ctx context.Context) context.Context {
 // which the spec may mount read-only) and its task, without starting it.
 func (d *Driver) Create(ctx context.Context, req driver.CreateRequest) (_ driver.Sandbox, retErr error) {
 	ctx = d.withNS(ctx)
+	if err := checkNetwork(req); err != nil {
+		return nil, err
+	}
 	chain, err := d.chainID(ctx, req.Image)
 	if err != nil {
 		return nil, err
@@ -158,7 +174,76 @@ func (d *Driver) Create(ctx context.Context, req driver.CreateRequest) (_ driver
 		_ = fifos.Close()
 		return nil, fmt.Errorf("create task %s: %w", req.ID, err)
 	}
-	return &sandbox{d: d, id: req.ID, ctr: ctr, task: task, io: dio}, nil
+	netns, err := d.attachedNetNS(req, task)
+	if err != nil {
+		dio.Cancel()
+		_ = dio.Close()
+		return nil, err
+	}
+	return &sandbox{d: d, id: req.ID, ctr: ctr, task: task, io: dio, netns: netns}, nil
+}
+
+// checkNetwork refuses a network attachment that contradicts the spec or
+// names no network namespace, before anything is made.
+func checkNetwork(req driver.CreateRequest) error {
+	if err := req.Network.Check(req.Spec); err != nil {
+		return fmt.Errorf("create sandbox %s: %w", req.ID, err)
+	}
+	if req.Network.Mode != driver.NetworkJoin {
+		return nil
+	}
+	if err := checkNetNS(req.Network.Path); err != nil {
+		return fmt.Errorf("create sandbox %s: %w", req.ID, err)
+	}
+	if p := usernsPath(req.Spec); p != "" {
+		if err := checkNetNSOwner(req.Network.Path, p); err != nil {
+			return fmt.Errorf("create sandbox %s: %w", req.ID, err)
+		}
+	}
+	return nil
+}
+
+// usernsPath is the user namespace the spec joins by path, if any.
+func usernsPath(spec *specs.Spec) string {
+	if spec.Linux == nil {
+		return ""
+	}
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == specs.UserNamespace {
+			return ns.Path
+		}
+	}
+	return ""
+}
+
+// attachedNetNS returns the path of the network namespace a created task
+// runs in, as its sandbox reports it: the joined path, or a pin of the
+// fresh namespace the runtime made for the task's (not yet started) init.
+func (d *Driver) attachedNetNS(req driver.CreateRequest, task client.Task) (string, error) {
+	switch req.Network.Mode {
+	case driver.NetworkJoin:
+		return req.Network.Path, nil
+	case driver.NetworkFresh:
+		if err := d.readyPinDir(); err != nil {
+			return "", err
+		}
+		return pinNetNS(req.ID, task.Pid())
+	}
+	return "", nil
+}
+
+// readyPinDir makes netnsDir a shared mount point, once per driver.
+func (d *Driver) readyPinDir() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.pinDirReady {
+		return nil
+	}
+	if err := sharedDir(netnsDir); err != nil {
+		return err
+	}
+	d.pinDirReady = true
+	return nil
 }
 
 // chainID resolves (and caches) the snapshot parent of an image's rootfs.
@@ -263,6 +348,9 @@ func removeContainer(ctx context.Context, ctr client.Container) error {
 	if err := removeUpper(ctr.ID()); err != nil {
 		return err
 	}
+	if err := unpinNetNS(ctr.ID()); err != nil {
+		return err
+	}
 	// FIFOs of a container created by another process are ours to remove.
 	if err := os.RemoveAll(FIFOSetDir(ctr.ID())); err != nil {
 		return fmt.Errorf("remove fifos of %s: %w", ctr.ID(), err)
@@ -281,9 +369,13 @@ type sandbox struct {
 	ctr  client.Container
 	task client.Task
 	io   *cio.DirectIO
+	// netns is the network namespace path the sandbox reports.
+	netns string
 }
 
 func (s *sandbox) ID() string { return s.id }
+
+func (s *sandbox) NetNSPath() string { return s.netns }
 
 func (s *sandbox) Start(ctx context.Context) (driver.Stdio, error) {
 	if err := s.task.Start(s.d.withNS(ctx)); err != nil {
@@ -306,6 +398,9 @@ func (s *sandbox) Delete(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("delete container %s: %w", s.id, err))
 	}
 	if err := removeUpper(s.id); err != nil {
+		errs = append(errs, err)
+	}
+	if err := unpinNetNS(s.id); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

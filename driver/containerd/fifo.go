@@ -38,11 +38,46 @@ func newFIFOSet(id string) (*cio.FIFOSet, error) {
 	}, func() error { return os.RemoveAll(dir) }), nil
 }
 
-// Prune removes FIFO directories whose container no longer exists:
-// those of processes that died before removing their sandboxes, and those
-// of earlier isol8 versions, which named the directory at random and the
-// FIFOs "<id>-stdin" inside it. It returns how many it removed.
+// Prune removes FIFO directories and network namespace pins whose
+// container no longer exists: those of processes that died before removing
+// their sandboxes, and FIFO directories of earlier isol8 versions, which
+// named the directory at random and the FIFOs "<id>-stdin" inside it. It
+// returns how many it removed.
 func (d *Driver) Prune(ctx context.Context) (int, error) {
+	ctx = d.withNS(ctx)
+	fifos, err := d.pruneFIFOs(ctx)
+	pins, pinErr := d.pruneNetNSPins(ctx)
+	return fifos + pins, errors.Join(err, pinErr)
+}
+
+// pruneNetNSPins unpins the network namespaces of vanished sandboxes. A
+// pin is made after its container, so a pin without one is an orphan.
+func (d *Driver) pruneNetNSPins(ctx context.Context) (int, error) {
+	ids, err := netnsPins()
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	var errs []error
+	for _, id := range ids {
+		_, err := d.client.ContainerService().Get(ctx, id)
+		if err == nil {
+			continue
+		}
+		if !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("look up container %s: %w", id, err))
+			continue
+		}
+		if err := unpinNetNS(id); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed++
+	}
+	return removed, errors.Join(errs...)
+}
+
+func (d *Driver) pruneFIFOs(ctx context.Context) (int, error) {
 	entries, err := os.ReadDir(fifoDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
@@ -50,7 +85,6 @@ func (d *Driver) Prune(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("list fifo dir: %w", err)
 	}
-	ctx = d.withNS(ctx)
 	removed := 0
 	var errs []error
 	for _, e := range entries {
