@@ -69,7 +69,13 @@ func New(opts Options) (*Engine, error) {
 	if err := normalize(&opts); err != nil {
 		return nil, err
 	}
-	h, err := NewHost(opts.HostOptions())
+	ho := opts.HostOptions()
+	if ho.Logger != nil {
+		// The host serves this one engine: its logs (sandbox steps, agent
+		// lines) are masked with the engine's secrets as the engine's are.
+		ho.Logger = newMaskingLogger(ho.Logger, opts.Secrets)
+	}
+	h, err := NewHost(ho)
 	if err != nil {
 		return nil, err
 	}
@@ -78,6 +84,7 @@ func New(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e.ownHost = true
+	h.views[e] = struct{}{}
 	return e, nil
 }
 

@@ -223,6 +223,7 @@ func (h *Host) Stop(ctx context.Context) error {
 	for e := range h.views {
 		views = append(views, e)
 	}
+	h.views = map[*Engine]struct{}{}
 	h.mu.Unlock()
 	if !first {
 		return nil
