@@ -2,6 +2,11 @@
 // runtimes and images, writes the runtime spec, drives a sandbox's init agent
 // and turns what the agent reports into results and events (timeouts, output
 // caps, secret masking). Container backends live behind package driver.
+//
+// A Host is the shared, long-lived part (driver connection, global
+// concurrency limit, warm pools by sandbox shape, live sandboxes, admin
+// work); an Engine is a cheap view on a host with its own request policy.
+// New makes an engine on a private host.
 package engine
 
 import (

@@ -202,7 +202,7 @@ func (h *Host) start(ctx context.Context) error {
 		}
 	}
 	if h.opts.NewDriver == nil {
-		return api.FailedPreconditionf("engine has no driver: set Options.NewDriver (isol8.New picks containerd)")
+		return api.FailedPreconditionf("engine has no driver: set HostOptions.NewDriver or Options.NewDriver (isol8.New and isol8.NewHost pick containerd)")
 	}
 	drv, err := h.opts.NewDriver(ctx, h.log)
 	if err != nil {
