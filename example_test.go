@@ -120,3 +120,43 @@ func ExampleRequest_timeout() {
 	// 137
 	// --- EXECUTION TIMED OUT ---
 }
+
+// A process that runs many engines makes one host: its engines share the
+// backend connection, the MaxConcurrent limit and the warm pools.
+func ExampleNewHost() {
+	ctx := context.Background()
+	host, err := isol8.NewHost(isol8.HostOptions{
+		MaxConcurrent: 2,
+		InitPath:      os.Getenv("ISOL8_INIT_PATH"),
+		Containerd:    isol8.ContainerdOptions{Address: testenv.ContainerdAddress()},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer host.Stop(ctx) // stops every engine of the host
+
+	// A client's session: only what a client may ask for.
+	session, err := host.Session(isol8.ClientOptions{Secrets: map[string]string{"TOKEN": "s3cr3t"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	res, err := session.Execute(ctx, isol8.Request{Runtime: "bash", Code: "echo token=$TOKEN"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Stdout)
+
+	// Operator code: an engine with the host's wiring and its own policy.
+	eng, err := host.Engine(isol8.Options{MemoryLimit: "256m"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	res, err = eng.Execute(ctx, isol8.Request{Runtime: "python", Code: "print(6 * 7)"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Stdout)
+	// Output:
+	// token=***
+	// 42
+}

@@ -67,7 +67,8 @@ type StartOptions struct {
 }
 
 // Engine executes code in sandboxes. It is safe for concurrent use; at most
-// Options.MaxConcurrent executions run at once and the rest wait their turn.
+// MaxConcurrent executions of its host run at once and the rest wait their
+// turn.
 type Engine interface {
 	// Start connects to containerd and optionally prewarms the pool. It is
 	// called lazily by the first execution and may be called repeatedly.
@@ -87,9 +88,11 @@ type Engine interface {
 	GetFile(ctx context.Context, path string) ([]byte, error)
 }
 
-// New validates opts and returns an engine. Nothing is started until Start
-// or the first execution. Without opts.NewDriver the engine runs on
-// containerd (ContainerdDriver).
+// New validates opts and returns an engine on a host of its own (made from
+// opts' operator settings), which its Stop stops too. Nothing is started
+// until Start or the first execution. Without opts.NewDriver the engine
+// runs on containerd (ContainerdDriver). Processes that run many engines
+// make one Host and take engines from it.
 func New(opts Options) (Engine, error) {
 	if opts.NewDriver == nil {
 		opts.NewDriver = ContainerdDriver(opts.Containerd)

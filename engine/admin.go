@@ -16,24 +16,30 @@ type SetupOptions struct {
 	Runtimes []string // empty: all
 }
 
-// SetupImages builds the runtime images, or confirms they are up to date.
-// Progress goes to Options.Progress.
+// SetupImages builds the runtime images on the engine's host (see
+// Host.SetupImages).
 func (e *Engine) SetupImages(ctx context.Context, o SetupOptions) error {
-	ctx, leave, err := e.enter(ctx)
+	return e.host.SetupImages(ctx, o)
+}
+
+// SetupImages builds the runtime images, or confirms they are up to date.
+// Progress goes to HostOptions.Progress.
+func (h *Host) SetupImages(ctx context.Context, o SetupOptions) error {
+	ctx, leave, err := h.work.enter(ctx)
 	if err != nil {
 		return err
 	}
 	defer leave()
-	if err := e.Start(ctx); err != nil {
+	if err := h.Start(ctx); err != nil {
 		return err
 	}
-	e.imageMu.Lock()
-	defer e.imageMu.Unlock()
-	_, err = image.Setup(ctx, e.drv, image.Options{
+	h.imageMu.Lock()
+	defer h.imageMu.Unlock()
+	_, err = image.Setup(ctx, h.drv, image.Options{
 		Force:    o.Force,
 		Runtimes: o.Runtimes,
-		Progress: e.opts.Progress,
-		Logger:   e.log,
+		Progress: h.opts.Progress,
+		Logger:   h.log,
 	})
 	return err
 }
@@ -73,21 +79,26 @@ type ContainerInfo struct {
 	OwnerPID int
 }
 
+// Cleanup cleans up through the engine's host (see Host.Cleanup).
+func (e *Engine) Cleanup(ctx context.Context, o CleanupOptions) (*CleanupReport, error) {
+	return e.host.Cleanup(ctx, o)
+}
+
 // Cleanup lists, and unless DryRun removes, every container labelled
 // isol8.managed=true whose creating process no longer runs (and with Images
 // every isol8-managed image). Sandboxes a running process still uses are
 // reported in InUse and left alone. It never touches anything without
 // isol8's label.
-func (e *Engine) Cleanup(ctx context.Context, o CleanupOptions) (*CleanupReport, error) {
-	ctx, leave, err := e.enter(ctx)
+func (h *Host) Cleanup(ctx context.Context, o CleanupOptions) (*CleanupReport, error) {
+	ctx, leave, err := h.work.enter(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer leave()
-	if err := e.Start(ctx); err != nil {
+	if err := h.Start(ctx); err != nil {
 		return nil, err
 	}
-	infos, err := e.drv.ListSandboxes(ctx, map[string]string{driver.LabelManaged: "true"})
+	infos, err := h.drv.ListSandboxes(ctx, map[string]string{driver.LabelManaged: "true"})
 	if err != nil {
 		return nil, err
 	}
@@ -107,29 +118,29 @@ func (e *Engine) Cleanup(ctx context.Context, o CleanupOptions) (*CleanupReport,
 	byCreation(rep.Containers)
 	byCreation(rep.InUse)
 	if o.Images {
-		if rep.Images, err = image.List(ctx, e.drv); err != nil {
+		if rep.Images, err = image.List(ctx, h.drv); err != nil {
 			return nil, err
 		}
-		rep.ImageIDs = e.imageIDs(ctx, rep.Images)
+		rep.ImageIDs = h.imageIDs(ctx, rep.Images)
 	}
 	if o.DryRun {
 		return rep, nil
 	}
 	for _, c := range rep.Containers {
-		if err := e.drv.Remove(ctx, c.ID); err != nil {
+		if err := h.drv.Remove(ctx, c.ID); err != nil {
 			rep.Failed = append(rep.Failed, fmt.Sprintf("%s: %v", short(c.ID), err))
 			continue
 		}
 		rep.Removed++
 	}
 	// FIFO directories of sandboxes that crashed processes never removed.
-	if n, err := e.drv.Prune(ctx); err != nil {
+	if n, err := h.drv.Prune(ctx); err != nil {
 		rep.Failed = append(rep.Failed, fmt.Sprintf("fifos: %v", err))
 	} else {
 		rep.FIFOsRemoved = n
 	}
 	for _, name := range rep.Images {
-		if err := image.Remove(ctx, e.drv, name); err != nil {
+		if err := image.Remove(ctx, h.drv, name); err != nil {
 			rep.ImagesFailed = append(rep.ImagesFailed, fmt.Sprintf("%s: %v", name, err))
 			continue
 		}

@@ -149,7 +149,7 @@ func mknodAsSandboxRoot(agentPID int, path string, mode uint32, dev int) error {
 func agentHostPID(t *testing.T, e *Engine, id string) int {
 	t.Helper()
 	ctx := withNS(t.Context())
-	ctr, err := e.drv.(*ctrd.Driver).Client().LoadContainer(ctx, id)
+	ctr, err := e.host.drv.(*ctrd.Driver).Client().LoadContainer(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,8 @@ import (
 
 func (e *Engine) debugOn() bool { return e.log.Enabled(context.Background(), slog.LevelDebug) }
 
+func (h *Host) debugOn() bool { return h.log.Enabled(context.Background(), slog.LevelDebug) }
+
 // resolveImage is ensureImage with its debug event.
 func (e *Engine) resolveImage(ctx context.Context, p *plan) error {
 	t0 := time.Now()
@@ -27,27 +29,27 @@ func (e *Engine) resolveImage(ctx context.Context, p *plan) error {
 
 // logStep records one step of a sandbox's life (create, start, agent
 // ready, reset, destroy) with its duration since t0.
-func (e *Engine) logStep(step, id string, t0 time.Time, err error) {
-	if !e.debugOn() {
+func (h *Host) logStep(step, id string, t0 time.Time, err error) {
+	if !h.debugOn() {
 		return
 	}
 	if err != nil {
-		e.log.Debug(step, "container", id, "dur", time.Since(t0), "error", err)
+		h.log.Debug(step, "container", id, "dur", time.Since(t0), "error", err)
 		return
 	}
-	e.log.Debug(step, "container", id, "dur", time.Since(t0))
+	h.log.Debug(step, "container", id, "dur", time.Since(t0))
 }
 
 // logAcquire records whether an execution found a ready sandbox.
-func (e *Engine) logAcquire(image, id string, hit bool, t0 time.Time) {
-	if !e.debugOn() {
+func (h *Host) logAcquire(image, id string, hit bool, t0 time.Time) {
+	if !h.debugOn() {
 		return
 	}
 	result := "miss"
 	if hit {
 		result = "hit"
 	}
-	e.log.Debug("pool acquire", "result", result, "image", image, "container", id, "dur", time.Since(t0))
+	h.log.Debug("pool acquire", "result", result, "image", image, "container", id, "dur", time.Since(t0))
 }
 
 // logDone records an execution's completion metadata.

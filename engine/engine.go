@@ -2,6 +2,11 @@
 // runtimes and images, writes the runtime spec, drives a sandbox's init agent
 // and turns what the agent reports into results and events (timeouts, output
 // caps, secret masking). Container backends live behind package driver.
+//
+// A Host is the shared, long-lived part (driver connection, global
+// concurrency limit, warm pools by sandbox shape, live sandboxes, admin
+// work); an Engine is a cheap view on a host with its own request policy.
+// New makes an engine on a private host.
 package engine
 
 import (
@@ -11,55 +16,38 @@ import (
 	"sync"
 
 	"github.com/containerd/errdefs"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/isol8/isol8/api"
 	"github.com/isol8/isol8/config"
-	"github.com/isol8/isol8/driver"
-	"github.com/isol8/isol8/internal/initbin"
-	"github.com/isol8/isol8/seccomp"
 )
 
-// Engine runs executions. It is safe for concurrent use.
+// Engine is a view on a Host with its own request policy: options and
+// limits, secrets, seccomp profile, pool policy and, in persistent mode,
+// its one sandbox. Views are cheap; the host owns the connection, the
+// global concurrency limit, the warm pools and every sandbox. An engine
+// made by New has a private host that its Stop stops too. It is safe for
+// concurrent use.
 type Engine struct {
-	opts   Options
-	log    *slog.Logger
-	sem    chan struct{}
-	limits limits
+	host *Host
+	// ownHost is set for New's private host, which Stop stops too.
+	ownHost bool
+	opts    Options
+	log     *slog.Logger
+	limits  limits
+	// work counts this view's work in flight; Stop waits for it
+	// (lifecycle.go).
+	work *gate
 
-	// Start runs one attempt at a time on a context of its own; a failed
-	// attempt is retried by the next caller (lifecycle.go).
-	startMu  sync.Mutex
-	starting *startAttempt
-	started  bool
-	// inflight counts executions, file operations and prewarms; Stop
-	// waits for them (lifecycle.go).
-	inflight sync.WaitGroup
-	// stopCtx is cancelled when Stop gives up waiting for work in flight.
-	stopCtx    context.Context
-	stopCancel context.CancelFunc
-	drv        driver.Driver // made by Options.NewDriver at Start
-	initPath   string
-	profile    *specs.LinuxSeccomp
-	// profileErr delivers the seccomp validation verdict once; profileOK
-	// keeps it.
-	profileErr  chan error
-	profileMu   sync.Mutex
-	profileDone bool
-	profileBad  error
-
-	pool *pool
-	ids  *identities // host identities of sandboxes (user namespaces)
+	// startMu guards the view's part of Start: its shape (with the parsed
+	// seccomp profile) and the host pool for it.
+	startMu sync.Mutex
+	shape   *shape
+	pool    *pool
 
 	// Persistent mode: one sandbox for the engine's life, one runtime.
 	pmu        ctxMutex // waiters give up at their context's deadline
 	persistent *sandbox
 	pruntime   string
-
-	mu      sync.Mutex
-	stopped bool
-	live    map[string]*sandbox // every sandbox not yet destroyed
-	imageMu sync.Mutex          // serialises on-demand image builds
 }
 
 // limits are the parsed per-sandbox resource limits.
@@ -79,9 +67,34 @@ const (
 	DefaultMaxConcurrent = 10
 )
 
-// New validates opts, fills in defaults and returns an engine. It does not
-// touch the backend yet: Start (or the first execution) connects.
+// New validates opts, fills in defaults and returns an engine on a host of
+// its own (made from opts' operator settings), which Stop stops too. It does
+// not touch the backend yet: Start (or the first execution) connects.
 func New(opts Options) (*Engine, error) {
+	if err := normalize(&opts); err != nil {
+		return nil, err
+	}
+	ho := opts.HostOptions()
+	if ho.Logger != nil {
+		// The host serves this one engine: its logs (sandbox steps, agent
+		// lines) are masked with the engine's secrets as the engine's are.
+		ho.Logger = newMaskingLogger(ho.Logger, opts.Secrets)
+	}
+	h, err := NewHost(ho)
+	if err != nil {
+		return nil, err
+	}
+	e, err := newView(h, opts)
+	if err != nil {
+		return nil, err
+	}
+	e.ownHost = true
+	h.views[e] = struct{}{}
+	return e, nil
+}
+
+// newView validates opts and makes a view on h (not yet registered).
+func newView(h *Host, opts Options) (*Engine, error) {
 	if err := normalize(&opts); err != nil {
 		return nil, err
 	}
@@ -101,19 +114,11 @@ func New(opts Options) (*Engine, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = newMaskingLogger(log, opts.Secrets)
-	stopCtx, stopCancel := context.WithCancel(context.Background())
-	e := &Engine{
-		stopCtx:    stopCtx,
-		stopCancel: stopCancel,
-		opts:       opts,
-		log:        log,
-		sem:        make(chan struct{}, opts.MaxConcurrent),
-		limits:     l,
-		live:       map[string]*sandbox{},
-	}
-	e.pool = newPool(e, opts.PoolStrategy, *opts.PoolSize)
-	return e, nil
+	return &Engine{host: h, opts: opts, log: log, limits: l, work: newGate()}, nil
 }
+
+// Host returns the host the engine is a view on.
+func (e *Engine) Host() *Host { return e.host }
 
 func normalize(o *Options) error {
 	if o.Mode == "" {
@@ -200,111 +205,32 @@ func normalize(o *Options) error {
 	return nil
 }
 
-func (e *Engine) start(ctx context.Context) error {
-	sec := e.opts.Security
-	profile, err := seccomp.Parse(sec.Seccomp, sec.CustomProfilePath)
-	if err != nil {
-		return invalid(err)
-	}
-	e.profile = profile
-	// Compiling the profile with libseccomp takes ~15 ms; it runs beside the
-	// connection and the first sandbox's creation, and every sandbox waits
-	// for its verdict before its init starts (profileOK).
-	e.profileErr = make(chan error, 1)
-	go func() { e.profileErr <- seccomp.ValidateFor(sec.Seccomp, sec.CustomProfilePath, profile) }()
-	if err := e.startIdentities(); err != nil {
-		return err
-	}
-	e.initPath = e.opts.InitPath
-	if e.initPath == "" {
-		if e.initPath, err = initbin.Path(""); err != nil {
-			return err
-		}
-	}
-	if e.opts.NewDriver == nil {
-		return api.FailedPreconditionf("engine has no driver: set Options.NewDriver (isol8.New picks containerd)")
-	}
-	drv, err := e.opts.NewDriver(ctx, e.log)
-	if err != nil {
-		return err
-	}
-	e.drv = drv
-	return nil
-}
-
-// Stop refuses new work, waits for the work in flight (cancelling it when
-// ctx ends first), then removes every sandbox the engine still holds (except
-// those kept with Persist) and closes the backend connection. It is
-// idempotent.
+// Stop refuses new work of this view, waits for its work in flight
+// (cancelling it when ctx ends first) and removes its persistent sandbox
+// (unless kept with Persist). The host and its warm pools stay for other
+// views; an engine made by New stops its private host too, which removes
+// everything. It is idempotent.
 func (e *Engine) Stop(ctx context.Context) error {
-	e.mu.Lock()
-	if e.stopped {
-		e.mu.Unlock()
-		return nil
-	}
-	e.stopped = true
-	e.mu.Unlock()
-	e.waitStart(ctx)
-	e.waitInflight(ctx)
-	e.pool.drain(ctx)
-	e.dropPersistent(ctx)
-	e.mu.Lock()
-	live := e.live
-	e.live = map[string]*sandbox{}
-	e.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, sb := range live {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			e.destroy(ctx, sb)
-		}()
-	}
-	wg.Wait()
-	if e.drv != nil {
-		return e.drv.Close()
+	e.stopView(ctx)
+	e.host.forget(e)
+	if e.ownHost {
+		return e.host.Stop(ctx)
 	}
 	return nil
 }
 
-// acquire takes a slot of the maxConcurrent semaphore (FIFO by Go's channel
-// fairness is not guaranteed, but waiting is bounded by ctx).
-func (e *Engine) acquire(ctx context.Context) error {
-	select {
-	case e.sem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+func (e *Engine) stopView(ctx context.Context) {
+	if !e.work.close() {
+		return
 	}
-}
-
-func (e *Engine) release() { <-e.sem }
-
-// profileOK waits for the seccomp profile's validation. A profile that
-// fails refuses every execution.
-func (e *Engine) profileOK(ctx context.Context) error {
-	e.profileMu.Lock()
-	defer e.profileMu.Unlock()
-	if !e.profileDone {
-		select {
-		case e.profileBad = <-e.profileErr:
-			e.profileDone = true
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	e.work.wait(ctx)
+	if sb := e.dropPersistent(ctx); sb != nil {
+		e.host.destroy(ctx, sb)
 	}
-	if e.profileBad != nil {
-		return invalid(e.profileBad)
-	}
-	return nil
 }
 
 // errStopped is returned for work asked of a stopped engine.
 var errStopped = api.Unavailable(errors.New("engine is stopped"))
-
-func (e *Engine) writableRoot() bool {
-	return e.opts.ReadonlyRootFs != nil && !*e.opts.ReadonlyRootFs
-}
 
 func invalid(err error) error {
 	if errdefs.IsInvalidArgument(err) {

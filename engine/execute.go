@@ -90,10 +90,10 @@ func (e *Engine) execute(ctx context.Context, p *plan, s sink) (*Result, error) 
 	if err := e.Start(ctx); err != nil {
 		return nil, err
 	}
-	if err := e.acquire(ctx); err != nil {
+	if err := e.host.acquire(ctx); err != nil {
 		return nil, err
 	}
-	defer e.release()
+	defer e.host.release()
 	if e.opts.Mode == ModePersistent {
 		return e.executePersistent(ctx, p, s)
 	}
@@ -233,7 +233,7 @@ func (e *Engine) run(ctx context.Context, sb *sandbox, p *plan, s sink) (*Result
 
 // ensureImage builds a missing runtime image on demand.
 func (e *Engine) ensureImage(ctx context.Context, name, runtime string) error {
-	_, err := e.drv.ImageInfo(ctx, name)
+	_, err := e.host.drv.ImageInfo(ctx, name)
 	if err == nil {
 		return nil
 	}
@@ -243,9 +243,9 @@ func (e *Engine) ensureImage(ctx context.Context, name, runtime string) error {
 	if e.opts.Image != "" || name != image.Name(runtime) {
 		return api.NotFoundf("image %s not found", name)
 	}
-	e.imageMu.Lock()
-	defer e.imageMu.Unlock()
-	if err := image.Ensure(ctx, e.drv, runtime, image.Options{Progress: e.opts.Progress, Logger: e.log}); err != nil {
+	e.host.imageMu.Lock()
+	defer e.host.imageMu.Unlock()
+	if err := image.Ensure(ctx, e.host.drv, runtime, image.Options{Progress: e.opts.Progress, Logger: e.log}); err != nil {
 		return fmt.Errorf("build image %s: %w", name, err)
 	}
 	return nil

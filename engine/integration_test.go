@@ -46,7 +46,7 @@ func newTestEngine(t *testing.T, opts Options) *Engine {
 func mustHaveImage(t *testing.T, e *Engine, runtimes ...string) {
 	t.Helper()
 	for _, rt := range runtimes {
-		_, err := e.drv.ImageInfo(t.Context(), image.Name(rt))
+		_, err := e.host.drv.ImageInfo(t.Context(), image.Name(rt))
 		if err != nil && !errdefs.IsNotFound(err) {
 			t.Fatal(err)
 		}
@@ -403,10 +403,10 @@ func TestCancelLeavesNothing(t *testing.T) {
 }
 
 func liveIDs(e *Engine) []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.host.mu.Lock()
+	defer e.host.mu.Unlock()
 	var ids []string
-	for id := range e.live {
+	for id := range e.host.live {
 		ids = append(ids, id)
 	}
 	return ids

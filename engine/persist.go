@@ -14,13 +14,13 @@ type KeptSandbox struct {
 // its agent to stay up after the engine's end of the control pipe closes
 // (the agent otherwise exits then, taking the container down).
 func (e *Engine) keep(ctx context.Context, sb *sandbox) {
-	e.untrack(sb)
+	e.host.untrack(sb)
 	if err := sb.conn.detach(); err != nil {
 		e.log.Warn("keep sandbox: agent did not take the detach", "container", sb.id, "error", err)
 	}
 	if e.opts.OnKeep != nil {
 		kept := KeptSandbox{ID: sb.id}
-		if info, err := e.drv.Info(context.WithoutCancel(ctx)); err == nil {
+		if info, err := e.host.drv.Info(context.WithoutCancel(ctx)); err == nil {
 			kept.Address, kept.Namespace = info.Address, info.Namespace
 		}
 		e.opts.OnKeep(kept)

@@ -30,10 +30,7 @@ func (e *Engine) executePersistent(ctx context.Context, p *plan, s sink) (*Resul
 			e.pruntime, p.rt.Name))
 	}
 	if e.persistent == nil {
-		e.mu.Lock()
-		stopped := e.stopped
-		e.mu.Unlock()
-		if stopped {
+		if e.work.isClosed() || e.host.work.isClosed() {
 			return nil, errStopped
 		}
 		if err := e.resolveImage(ctx, p); err != nil {
@@ -180,20 +177,24 @@ func (e *Engine) Prewarm(ctx context.Context, runtimeNames ...string) error {
 // lock before it removes the sandbox under the holder's feet.
 const dropPersistentWait = 2 * time.Second
 
-// dropPersistent forgets the persistent sandbox for Stop. A holder that does
-// not let go in time is left alone: Stop destroys every live sandbox anyway,
-// which ends the holder's agent requests, and the holder then drops the
-// sandbox itself.
-func (e *Engine) dropPersistent(ctx context.Context) {
+// dropPersistent forgets the persistent sandbox for Stop and returns it
+// for removal (nil when there is none, or it is kept with Persist). A
+// holder that does not let go in time is left alone: the host's Stop
+// destroys every live sandbox anyway, which ends the holder's agent
+// requests, and the holder then drops the sandbox itself.
+func (e *Engine) dropPersistent(ctx context.Context) *sandbox {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dropPersistentWait)
 	defer cancel()
 	if err := e.pmu.LockCtx(ctx); err != nil {
 		e.log.Debug("persistent sandbox busy at stop; removing it anyway", "error", err)
-		return
+		return nil
 	}
-	if e.persistent != nil && e.opts.Persist {
-		e.keep(ctx, e.persistent) // --persist with persistent mode: left running too
-	}
+	defer e.pmu.Unlock()
+	sb := e.persistent
 	e.persistent = nil
-	e.pmu.Unlock()
+	if sb != nil && e.opts.Persist {
+		e.keep(ctx, sb) // --persist with persistent mode: left running too
+		return nil
+	}
+	return sb
 }

@@ -23,24 +23,24 @@ func pidsCgroupDir(id string) string {
 // fitPids sets a ready sandbox's pids limit to the user's limit plus the
 // tasks its agent runs. The agent makes its threads before it reports ready
 // and keeps them, and nothing else runs yet, so pids.current is exactly the
-// agent's share and user code gets exactly opts.PidsLimit. The Go runtime
+// agent's share and user code gets exactly pidsLimit. The Go runtime
 // does not land on an exact thread count, hence a measurement rather than a
 // constant. When the cgroup cannot be read (another cgroup layout), the
 // limit stays at the creation value, which has room for the agent's start.
-func (e *Engine) fitPids(id string) {
+func (h *Host) fitPids(id string, pidsLimit int64) {
 	dir := pidsCgroupDir(id)
 	cur, err := os.ReadFile(filepath.Join(dir, "pids.current"))
 	if err != nil {
-		e.log.Debug("pids limit not fitted", "sandbox", id, "error", err)
+		h.log.Debug("pids limit not fitted", "sandbox", id, "error", err)
 		return
 	}
 	agentTasks, err := strconv.ParseInt(strings.TrimSpace(string(cur)), 10, 64)
 	if err != nil {
-		e.log.Debug("pids limit not fitted", "sandbox", id, "error", err)
+		h.log.Debug("pids limit not fitted", "sandbox", id, "error", err)
 		return
 	}
-	limit := strconv.FormatInt(e.opts.PidsLimit+agentTasks, 10)
+	limit := strconv.FormatInt(pidsLimit+agentTasks, 10)
 	if err := os.WriteFile(filepath.Join(dir, "pids.max"), []byte(limit), 0); err != nil {
-		e.log.Debug("pids limit not fitted", "sandbox", id, "error", err)
+		h.log.Debug("pids limit not fitted", "sandbox", id, "error", err)
 	}
 }

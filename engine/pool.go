@@ -21,7 +21,7 @@ const (
 	PoolSecure = api.PoolSecure
 )
 
-// pool keeps started sandboxes per image so an execution does not pay for a
+// pool keeps started sandboxes of one shape, per image, so an execution does not pay for a
 // container's creation. Sizes:
 //   - clean: how many ready sandboxes to keep (fast: the most kept after
 //     reuse; secure: how many are made ahead of demand);
@@ -30,8 +30,12 @@ const (
 //
 // Zero clean and dirty sizes disable pooling: every execution creates and
 // destroys its own sandbox (the CLI's single cold run).
+//
+// The host owns its pools (one per shape and pool policy) and shares them
+// between its views.
 type pool struct {
-	e        *Engine
+	h        *Host
+	s        *shape
 	strategy string
 	clean    int
 	dirty    int
@@ -47,10 +51,10 @@ type pool struct {
 	bgCancel  context.CancelFunc
 }
 
-func newPool(e *Engine, strategy string, size PoolSize) *pool {
+func newPool(h *Host, s *shape, strategy string, size PoolSize) *pool {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &pool{
-		e: e, strategy: strategy, clean: size.Clean, dirty: size.Dirty,
+		h: h, s: s, strategy: strategy, clean: size.Clean, dirty: size.Dirty,
 		idle: map[string][]*sandbox{}, creating: map[string]int{}, resetting: map[string]int{},
 		changed: make(chan struct{}), bgCtx: ctx, bgCancel: cancel,
 	}
@@ -78,7 +82,7 @@ func (p *pool) acquire(ctx context.Context, image, runtime string) (*sandbox, er
 			p.idle[image] = list[:len(list)-1]
 			p.mu.Unlock()
 			p.refill(image, runtime)
-			p.e.logAcquire(image, sb.id, true, t0)
+			p.h.logAcquire(image, sb.id, true, t0)
 			return sb, nil
 		}
 		// A reset takes milliseconds and a creation a hundred: wait for a
@@ -96,10 +100,10 @@ func (p *pool) acquire(ctx context.Context, image, runtime string) (*sandbox, er
 		p.mu.Unlock()
 		break
 	}
-	sb, err := p.e.newSandbox(ctx, image, runtime)
+	sb, err := p.h.newSandbox(ctx, p.s, image, runtime)
 	if err == nil {
 		p.refill(image, runtime)
-		p.e.logAcquire(image, sb.id, false, t0)
+		p.h.logAcquire(image, sb.id, false, t0)
 	}
 	return sb, err
 }
@@ -124,18 +128,18 @@ func (p *pool) create(image, runtime string) {
 	defer p.bg.Done()
 	// Not cancelled by drain: a creation cut short can strand a container
 	// on the server. drain waits for it and destroys what it made.
-	sb, err := p.e.newSandbox(context.WithoutCancel(p.bgCtx), image, runtime)
+	sb, err := p.h.newSandbox(context.WithoutCancel(p.bgCtx), p.s, image, runtime)
 	p.mu.Lock()
 	p.creating[image]--
 	p.notify()
 	if err != nil {
 		p.mu.Unlock()
-		p.e.log.Warn("pool: create sandbox failed", "image", image, "error", err)
+		p.h.log.Warn("pool: create sandbox failed", "image", image, "error", err)
 		return
 	}
 	if p.closed || len(p.idle[image]) >= p.clean {
 		p.mu.Unlock()
-		p.e.destroy(context.Background(), sb)
+		p.h.destroy(context.Background(), sb)
 		return
 	}
 	p.idle[image] = append(p.idle[image], sb)
@@ -156,7 +160,7 @@ func (p *pool) warm(ctx context.Context, image, runtime string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sb, err := p.e.newSandbox(ctx, image, runtime)
+			sb, err := p.h.newSandbox(ctx, p.s, image, runtime)
 			p.mu.Lock()
 			p.creating[image]--
 			if err == nil && !p.closed {
@@ -166,7 +170,7 @@ func (p *pool) warm(ctx context.Context, image, runtime string) error {
 			p.notify()
 			p.mu.Unlock()
 			if sb != nil {
-				p.e.destroy(ctx, sb)
+				p.h.destroy(ctx, sb)
 			}
 			if err != nil {
 				mu.Lock()
@@ -187,7 +191,7 @@ func (p *pool) warm(ctx context.Context, image, runtime string) error {
 func (p *pool) release(sb *sandbox) {
 	p.mu.Lock()
 	reuse := !sb.broken && !p.closed && p.strategy == PoolFast && p.enabled() &&
-		!p.e.writableRoot() && p.resetting[sb.image] < max(p.dirty, 1)
+		!p.s.writable() && p.resetting[sb.image] < max(p.dirty, 1)
 	if reuse {
 		p.resetting[sb.image]++
 	}
@@ -195,7 +199,7 @@ func (p *pool) release(sb *sandbox) {
 		// No pool (the CLI's single run): remove it before returning, so
 		// nothing outlives the execution even if the process exits next.
 		p.mu.Unlock()
-		p.e.destroy(context.Background(), sb)
+		p.h.destroy(context.Background(), sb)
 		return
 	}
 	p.bg.Add(1)
@@ -203,14 +207,14 @@ func (p *pool) release(sb *sandbox) {
 	go func() {
 		defer p.bg.Done()
 		if !reuse {
-			p.e.destroy(context.Background(), sb)
+			p.h.destroy(context.Background(), sb)
 			return
 		}
 		ctx, cancel := context.WithTimeout(p.bgCtx, 10*time.Second)
 		t0 := time.Now()
 		_, err := sb.conn.reset(ctx)
 		cancel()
-		p.e.logStep("sandbox reset", sb.id, t0, err)
+		p.h.logStep("sandbox reset", sb.id, t0, err)
 		p.mu.Lock()
 		p.resetting[sb.image]--
 		keep := err == nil && !p.closed && len(p.idle[sb.image]) < max(p.clean, 1)
@@ -224,12 +228,12 @@ func (p *pool) release(sb *sandbox) {
 		case errors.As(err, &check):
 			// Expected now and then (a TIME_WAIT socket, say): the sandbox
 			// is not verified clean, so it is not reused.
-			p.e.log.Debug("pool: reset check failed, destroying sandbox", "sandbox", sb.id, "item", check.item, "detail", check.detail)
+			p.h.log.Debug("pool: reset check failed, destroying sandbox", "sandbox", sb.id, "item", check.item, "detail", check.detail)
 		case err != nil && p.bgCtx.Err() == nil: // a reset cut short by Stop is no failure
-			p.e.log.Warn("pool: reset failed, destroying sandbox", "sandbox", sb.id, "error", err)
+			p.h.log.Warn("pool: reset failed, destroying sandbox", "sandbox", sb.id, "error", err)
 		}
 		if !keep {
-			p.e.destroy(context.Background(), sb)
+			p.h.destroy(context.Background(), sb)
 		}
 	}()
 }
@@ -254,7 +258,7 @@ func (p *pool) drain(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.e.destroy(ctx, sb)
+			p.h.destroy(ctx, sb)
 		}()
 	}
 	wg.Wait()

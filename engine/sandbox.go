@@ -31,22 +31,18 @@ type sandbox struct {
 	netns string
 }
 
-// spec writes the runtime spec for a sandbox of this engine.
-func (e *Engine) spec() (*specs.Spec, error) {
-	ro := true
-	if e.opts.ReadonlyRootFs != nil {
-		ro = *e.opts.ReadonlyRootFs
-	}
+// spec writes the runtime spec for a sandbox of shape s.
+func (h *Host) spec(s *shape) (*specs.Spec, error) {
 	spec, err := oci.New(
-		oci.WithInit(e.initPath),
-		oci.WithMemory(e.limits.memory),
-		oci.WithCPU(e.opts.CPULimit),
-		oci.WithPids(e.opts.PidsLimit+agent.AgentThreads+agent.AgentThreadsSlack), // tightened by fitPids
-		oci.WithSandboxTmpfs(e.limits.sandboxSize),
-		oci.WithTmpTmpfs(e.limits.tmpSize),
-		oci.WithReadonlyRoot(ro),
-		oci.WithNetwork(e.opts.Network, ""),
-		oci.WithSeccomp(e.profile),
+		oci.WithInit(h.initPath),
+		oci.WithMemory(s.limits.memory),
+		oci.WithCPU(s.cpu),
+		oci.WithPids(s.pids+agent.AgentThreads+agent.AgentThreadsSlack), // tightened by fitPids
+		oci.WithSandboxTmpfs(s.limits.sandboxSize),
+		oci.WithTmpTmpfs(s.limits.tmpSize),
+		oci.WithReadonlyRoot(s.readonly),
+		oci.WithNetwork(s.network, ""),
+		oci.WithSeccomp(s.profile),
 		oci.WithHostname("isol8"),
 	)
 	if err != nil {
@@ -64,9 +60,16 @@ func newSandboxID() string {
 	return "isol8-" + hex.EncodeToString(b[:])
 }
 
-// newSandbox creates and starts a sandbox for image and waits for its agent.
-func (e *Engine) newSandbox(ctx context.Context, image, runtime string) (_ *sandbox, retErr error) {
-	spec, err := e.spec()
+// newSandbox creates and starts a sandbox of the view's shape for image and
+// waits for its agent.
+func (e *Engine) newSandbox(ctx context.Context, image, runtime string) (*sandbox, error) {
+	return e.host.newSandbox(ctx, e.shape, image, runtime)
+}
+
+// newSandbox creates and starts a sandbox of shape s for image and waits
+// for its agent.
+func (h *Host) newSandbox(ctx context.Context, s *shape, image, runtime string) (_ *sandbox, retErr error) {
+	spec, err := h.spec(s)
 	if err != nil {
 		return nil, invalid(err)
 	}
@@ -76,70 +79,73 @@ func (e *Engine) newSandbox(ctx context.Context, image, runtime string) (_ *sand
 	if runtime != "" {
 		labels[driver.LabelRuntime] = runtime
 	}
-	ident, err := e.newIdentity(ctx, id, spec)
+	ident, err := h.newIdentity(ctx, id, spec)
 	if err != nil {
 		return nil, err
 	}
 	t0 := time.Now()
-	dsb, err := e.drv.Create(ctx, driver.CreateRequest{ID: id, Image: image, Spec: spec, Labels: labels})
-	e.logStep("sandbox create", id, t0, err)
+	dsb, err := h.drv.Create(ctx, driver.CreateRequest{ID: id, Image: image, Spec: spec, Labels: labels})
+	h.logStep("sandbox create", id, t0, err)
 	ident.created()
 	if err != nil {
 		ident.release(false) // a failed create may have left processes
 		return nil, fmt.Errorf("create sandbox: %w", err)
 	}
 	sb := &sandbox{id: id, image: image, sb: dsb, ident: ident, netns: dsb.NetNSPath()}
-	e.track(sb)
+	h.track(sb)
 	defer func() {
 		if retErr != nil {
-			e.destroy(ctx, sb)
+			h.destroy(ctx, sb)
 		}
 	}()
-	if err := e.profileOK(ctx); err != nil {
+	if err := s.verdict.ok(ctx); err != nil {
 		return nil, err
 	}
 	t0 = time.Now()
 	stdio, err := dsb.Start(ctx)
-	e.logStep("sandbox start", id, t0, err)
+	h.logStep("sandbox start", id, t0, err)
 	if err != nil {
 		return nil, fmt.Errorf("start sandbox: %w", err)
 	}
-	go e.logAgentStderr(id, stdio.Stderr)
+	go h.logAgentStderr(id, stdio.Stderr)
 	sb.conn = newAgentConn(stdio.Stdin, stdio.Stdout)
 	readyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	err = sb.conn.waitReady(readyCtx)
-	e.logStep("agent ready", id, t0, err)
+	h.logStep("agent ready", id, t0, err)
 	if err != nil {
 		return nil, fmt.Errorf("start sandbox: %w", err)
 	}
-	e.fitPids(id)
+	h.fitPids(id, s.pids)
 	return sb, nil
 }
 
-func (e *Engine) logAgentStderr(id string, r io.Reader) {
+func (h *Host) logAgentStderr(id string, r io.Reader) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
-		e.log.Debug("agent", "sandbox", id, "line", sc.Text())
+		h.log.Debug("agent", "sandbox", id, "line", sc.Text())
 	}
 }
 
-func (e *Engine) track(sb *sandbox) {
-	e.mu.Lock()
-	e.live[sb.id] = sb
-	e.mu.Unlock()
+func (h *Host) track(sb *sandbox) {
+	h.mu.Lock()
+	h.live[sb.id] = sb
+	h.mu.Unlock()
 }
 
-func (e *Engine) untrack(sb *sandbox) {
-	e.mu.Lock()
-	delete(e.live, sb.id)
-	e.mu.Unlock()
+func (h *Host) untrack(sb *sandbox) {
+	h.mu.Lock()
+	delete(h.live, sb.id)
+	h.mu.Unlock()
 }
+
+// destroy removes a sandbox through the view's host.
+func (e *Engine) destroy(ctx context.Context, sb *sandbox) { e.host.destroy(ctx, sb) }
 
 // destroy removes a sandbox; it runs detached from the caller's context so a
 // cancelled request still cleans up.
-func (e *Engine) destroy(ctx context.Context, sb *sandbox) {
-	e.untrack(sb)
+func (h *Host) destroy(ctx context.Context, sb *sandbox) {
+	h.untrack(sb)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if sb.conn != nil {
@@ -148,8 +154,8 @@ func (e *Engine) destroy(ctx context.Context, sb *sandbox) {
 	t0 := time.Now()
 	err := sb.sb.Delete(ctx)
 	if err != nil {
-		e.log.Warn("remove sandbox failed", "sandbox", sb.id, "error", err)
+		h.log.Warn("remove sandbox failed", "sandbox", sb.id, "error", err)
 	}
 	sb.ident.release(err == nil)
-	e.logStep("sandbox destroy", sb.id, t0, nil)
+	h.logStep("sandbox destroy", sb.id, t0, nil)
 }

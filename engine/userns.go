@@ -30,10 +30,10 @@ type identities struct {
 
 // startIdentities prepares the allocator; a range colliding with a host
 // account refuses to start.
-func (e *Engine) startIdentities() error {
+func (h *Host) startIdentities() error {
 	var o UserNSOptions
-	if e.opts.UserNS != nil {
-		o = *e.opts.UserNS
+	if h.opts.UserNS != nil {
+		o = *h.opts.UserNS
 	}
 	cfg := userns.Config{Base: o.Base, Size: o.Size, Count: o.Count, Dir: o.StateDir}.WithDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -50,7 +50,7 @@ func (e *Engine) startIdentities() error {
 	if err != nil {
 		return err
 	}
-	e.ids = &identities{alloc: alloc, tools: tools}
+	h.ids = &identities{alloc: alloc, tools: tools}
 	return nil
 }
 
@@ -63,8 +63,8 @@ type identity struct {
 
 // newIdentity allocates a host id range for sandbox id, makes its user
 // namespace and puts both into spec.
-func (e *Engine) newIdentity(ctx context.Context, id string, spec *specs.Spec) (_ *identity, retErr error) {
-	lease, err := e.ids.alloc.Allocate(id)
+func (h *Host) newIdentity(ctx context.Context, id string, spec *specs.Spec) (_ *identity, retErr error) {
+	lease, err := h.ids.alloc.Allocate(id)
 	if err != nil {
 		return nil, fmt.Errorf("create sandbox: %w", err)
 	}
@@ -74,7 +74,7 @@ func (e *Engine) newIdentity(ctx context.Context, id string, spec *specs.Spec) (
 			ident.release(true)
 		}
 	}()
-	ident.holder, err = userns.NewHolder(ctx, e.ids.tools, lease.HostID, lease.Size)
+	ident.holder, err = userns.NewHolder(ctx, h.ids.tools, lease.HostID, lease.Size)
 	if err != nil {
 		return nil, fmt.Errorf("create sandbox: %w", err)
 	}

@@ -28,10 +28,10 @@ const holdCode = "import time\nopen('/tmp/ready', 'w').close()\ntime.sleep(120)\
 
 // liveSandboxIDs returns the ids of the engine's sandboxes not yet destroyed.
 func liveSandboxIDs(e *Engine) []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.host.mu.Lock()
+	defer e.host.mu.Unlock()
 	var ids []string
-	for id := range e.live {
+	for id := range e.host.live {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
@@ -365,7 +365,7 @@ func TestKeptSandboxKeepsItsRange(t *testing.T) {
 	if _, err := other.Execute(t.Context(), Request{Runtime: "bash", Code: "echo hi"}); !errdefs.IsResourceExhausted(err) {
 		t.Fatalf("while the kept sandbox lives: %v, want resource exhausted", err)
 	}
-	if err := other.drv.Remove(t.Context(), id); err != nil {
+	if err := other.host.drv.Remove(t.Context(), id); err != nil {
 		t.Fatal(err)
 	}
 	res = run(t, other, Request{Runtime: "bash", Code: "read a b c < /proc/self/uid_map; echo $b"})

@@ -31,18 +31,15 @@ const version = api.Version
 // it exits anyway.
 const stopTimeout = 5 * time.Second
 
-// backend is what the CLI needs from an engine; *engine.Engine implements
-// it and tests substitute a fake.
-type backend interface {
-	Execute(ctx context.Context, req engine.Request) (*engine.Result, error)
-	ExecuteStream(ctx context.Context, req engine.Request) (<-chan engine.Event, error)
-	SetupImages(ctx context.Context, o engine.SetupOptions) error
-	Cleanup(ctx context.Context, o engine.CleanupOptions) (*engine.CleanupReport, error)
-	Backend(ctx context.Context) (engine.BackendInfo, error)
+// The CLI talks to sandboxes only through the public interfaces of package
+// isol8: an isol8.Engine runs code, an isol8.Admin sets up and cleans up.
+// Local ones come from isol8.New and isol8.NewHost; a remote
+// implementation can take their place, and tests substitute a fake.
+
+// stopper is what stopEngine needs of either.
+type stopper interface {
 	Stop(ctx context.Context) error
 }
-
-var _ backend = (*engine.Engine)(nil)
 
 // app is one CLI invocation's world: its streams, environment, working and
 // home directories and the factories it needs. Nothing in the CLI reads the
@@ -56,8 +53,11 @@ type app struct {
 	home   string
 	now    func() time.Time
 
-	// newEngine builds the local engine (engine.New outside tests).
-	newEngine func(engine.Options) (backend, error)
+	// newEngine builds the engine of a run (isol8.New outside tests).
+	newEngine func(engine.Options) (isol8.Engine, error)
+	// newAdmin builds the admin side for setup and cleanup (a local
+	// isol8.Host outside tests) from the operator part of the options.
+	newAdmin func(engine.Options) (isol8.Admin, error)
 	// registry returns the anchored host patterns of the package registry
 	// a runtime installs from (see registryPatterns).
 	registry func(ctx context.Context, runtime string) []string
@@ -81,14 +81,14 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, env map[string]string, cw
 		cwd:    cwd,
 		home:   env["HOME"],
 		now:    time.Now,
-		newEngine: func(o engine.Options) (backend, error) {
-			o.NewDriver = isol8.ContainerdDriver(o.Containerd)
-			e, err := engine.New(o)
-			if err != nil {
-				return nil, err
-			}
-			return e, nil
-		},
+	}
+	a.newEngine = isol8.New
+	a.newAdmin = func(o engine.Options) (isol8.Admin, error) {
+		h, err := isol8.NewHost(o.HostOptions())
+		if err != nil {
+			return nil, err
+		}
+		return h, nil
 	}
 	a.registry = func(ctx context.Context, rt string) []string {
 		return hostRegistry{env: a.env, home: a.home, cwd: a.cwd}.patterns(ctx, rt)
@@ -556,7 +556,7 @@ func signalExitCode(s os.Signal) int {
 
 // stopEngine stops e, waiting at most stopTimeout. The engine's own
 // sandbox removal continues detached if it takes longer.
-func (a *app) stopEngine(e backend, log *slog.Logger) {
+func (a *app) stopEngine(e stopper, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
 	done := make(chan error, 1)

@@ -11,16 +11,17 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/isol8/isol8"
 	"github.com/isol8/isol8/config"
 	"github.com/isol8/isol8/engine"
 )
 
-// adminEngine builds an engine for setup and cleanup: only the wiring and
-// the settings that affect them come from the config.
-func (a *app) adminEngine(g *globals) (backend, engine.Options, error) {
+// adminEngine builds the admin side for setup and cleanup: only the wiring
+// and the settings that affect them come from the config.
+func (a *app) adminEngine(g *globals) (isol8.Admin, engine.Options, error) {
 	o := engine.Options{Debug: g.debugOn(), MaxConcurrent: g.cfg.MaxConcurrent, PoolSize: &engine.PoolSize{}}
 	a.wire(&o, g)
-	eng, err := a.newEngine(o)
+	eng, err := a.newAdmin(o)
 	if err != nil {
 		return nil, o, errf("%s", err)
 	}

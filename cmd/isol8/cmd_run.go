@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/isol8/isol8"
 	"github.com/isol8/isol8/engine"
 	"github.com/isol8/isol8/runtimes"
 )
@@ -252,7 +253,7 @@ func (a *app) buildRequest(f *runFlags, src source, timeoutMs int64) (engine.Req
 
 // runStreaming prints events as they come: output raw, errors as [ERR]
 // lines (exit code 1 unless a later exit event says otherwise).
-func (a *app) runStreaming(ctx context.Context, eng backend, req engine.Request, memLimit string) (int, error) {
+func (a *app) runStreaming(ctx context.Context, eng isol8.Engine, req engine.Request, memLimit string) (int, error) {
 	// Cancelling ends the program and releases the sandbox: done when the
 	// reader of our stdout goes away.
 	ctx, cancel := context.WithCancel(ctx)
@@ -301,7 +302,7 @@ func (a *app) runStreaming(ctx context.Context, eng backend, req engine.Request,
 }
 
 // runBuffered runs to completion and prints the result.
-func (a *app) runBuffered(ctx context.Context, eng backend, req engine.Request, out, memLimit string) (int, error) {
+func (a *app) runBuffered(ctx context.Context, eng isol8.Engine, req engine.Request, out, memLimit string) (int, error) {
 	res, err := eng.Execute(ctx, req)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/isol8/isol8"
 	"github.com/isol8/isol8/engine"
 )
 
@@ -36,6 +38,22 @@ type fakeEngine struct {
 
 	reqs    []engine.Request
 	stopped int
+}
+
+// The fake stands for both public interfaces the CLI uses.
+var (
+	_ isol8.Engine = (*fakeEngine)(nil)
+	_ isol8.Admin  = (*fakeEngine)(nil)
+)
+
+func (f *fakeEngine) Start(context.Context, isol8.StartOptions) error { return nil }
+
+func (f *fakeEngine) PutFile(context.Context, string, []byte) error {
+	return errors.New("fake engine: no files")
+}
+
+func (f *fakeEngine) GetFile(context.Context, string) ([]byte, error) {
+	return nil, errors.New("fake engine: no files")
 }
 
 func (f *fakeEngine) markStarted() {
@@ -172,13 +190,27 @@ func (h *harness) run(args ...string) cliResult {
 	a := newApp(strings.NewReader(h.stdin), &out, &errb, h.env, h.cwd)
 	a.home = h.home
 	a.now = func() time.Time { return h.now }
-	a.newEngine = func(o engine.Options) (backend, error) {
+	newFake := func(o engine.Options) (*fakeEngine, error) {
 		h.engines++
 		h.opts = &o
 		if h.newErr != nil {
 			return nil, h.newErr
 		}
 		return h.fake, nil
+	}
+	a.newEngine = func(o engine.Options) (isol8.Engine, error) {
+		f, err := newFake(o)
+		if err != nil {
+			return nil, err
+		}
+		return f, nil
+	}
+	a.newAdmin = func(o engine.Options) (isol8.Admin, error) {
+		f, err := newFake(o)
+		if err != nil {
+			return nil, err
+		}
+		return f, nil
 	}
 	a.registry = func(_ context.Context, rt string) []string { return h.registry[rt] }
 	a.notify = h.notify

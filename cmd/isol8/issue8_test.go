@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/isol8/isol8"
 	"github.com/isol8/isol8/engine"
 )
 
@@ -84,7 +85,7 @@ func TestRunBrokenPipe(t *testing.T) {
 		}
 		var errb bytes.Buffer
 		a := newApp(strings.NewReader(""), epipeWriter{}, &errb, map[string]string{"HOME": t.TempDir()}, t.TempDir())
-		a.newEngine = func(engine.Options) (backend, error) { return f, nil }
+		a.newEngine = func(engine.Options) (isol8.Engine, error) { return f, nil }
 		if code := a.run(args); code != 141 {
 			t.Fatalf("%v: exit %d, stderr %q", args, code, errb.String())
 		}

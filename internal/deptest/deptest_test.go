@@ -93,3 +93,29 @@ func TestForbiddenArrows(t *testing.T) {
 		}
 	}
 }
+
+// imports returns the packages pkg imports directly.
+func imports(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command(testenv.GoTool(), "list", "-f", "{{join .Imports \"\\n\"}}", pkg).Output()
+	if err != nil {
+		t.Fatalf("go list %s: %v", pkg, err)
+	}
+	return strings.Fields(string(out))
+}
+
+// TestCLIUsesPublicAPI: the CLI reaches sandboxes only through package
+// isol8's interfaces (Engine, Admin), never a driver, so a remote
+// implementation can take the local one's place. The local engine's
+// containerd driver is wired in by isol8.New and isol8.NewHost.
+func TestCLIUsesPublicAPI(t *testing.T) {
+	pkg := module + "/cmd/isol8"
+	for _, d := range imports(t, pkg) {
+		if d == module+"/driver" || strings.HasPrefix(d, module+"/driver/") {
+			t.Errorf("%s imports %s: the CLI talks to an isol8.Engine or isol8.Admin, not a driver", pkg, d)
+		}
+		if strings.HasPrefix(d, "github.com/containerd/containerd") {
+			t.Errorf("%s imports %s: the CLI knows no backend", pkg, d)
+		}
+	}
+}
