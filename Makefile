@@ -40,10 +40,14 @@ demo: images
 
 # The whole suite: unit tests plus integration tests against a real
 # containerd, runc and the runtime images. ISOL8_TEST_STRICT makes a missing
-# requirement fail instead of skip.
+# requirement fail instead of skip. -p 1 runs one package's test binary at a
+# time: the packages share one containerd, and a real `cleanup` in one
+# package (it removes sandboxes whose creator has exited) must not remove a
+# container another package's test has just kept on purpose; on two cores
+# it also keeps the timing-sensitive tests away from each other's load.
 test: images
 	ISOL8_TEST_STRICT=1 ISOL8_INIT_PATH=$(CURDIR)/$(BIN)/isol8-init ISOL8_BIN=$(CURDIR)/$(BIN)/isol8 \
-		$(GO) test -count=1 -timeout 40m ./...
+		$(GO) test -p 1 -count=1 -timeout 40m ./...
 
 # Unit tests only: no root, no containerd.
 test-unit:
