@@ -20,9 +20,6 @@ import (
 // streamed ones turn it into events.
 type sink interface {
 	output(phase string, stream agent.Type, data []byte)
-	// setupFailed reports a setup or install step that failed; the
-	// execution ends there.
-	setupFailed(kind string, exit agent.Exit, stderr string)
 }
 
 // Execute runs one request to completion and returns its result.
@@ -35,9 +32,6 @@ func (e *Engine) Execute(ctx context.Context, req Request) (*Result, error) {
 	res, err := e.execute(ctx, p, col)
 	if err != nil {
 		return nil, maskError(e.opts.Secrets, err)
-	}
-	if res == nil {
-		return nil, col.err // a setup or install step failed; masked by the sink
 	}
 	col.fill(res, e.opts.MaxOutputSize)
 	return res, nil
@@ -58,12 +52,13 @@ func (e *Engine) ExecuteStream(ctx context.Context, req Request) (<-chan Event, 
 		defer close(ch)
 		res, err := e.execute(ctx, p, s)
 		s.flush()
+		var setup *SetupError
 		switch {
+		case errors.As(err, &setup):
+			s.setupFailed(setup)
 		case err != nil:
 			s.send(Event{Type: EventError, Data: maskString(e.opts.Secrets, err.Error()), Phase: PhaseCode})
 			s.send(Event{Type: EventExit, Data: "1", Phase: PhaseCode})
-		case res == nil:
-			// setupFailed already sent error and exit events.
 		default:
 			if res.TimedOut {
 				s.send(Event{Type: EventError, Data: "EXECUTION TIMED OUT", Phase: PhaseCode})
@@ -74,13 +69,8 @@ func (e *Engine) ExecuteStream(ctx context.Context, req Request) (<-chan Event, 
 	return ch, nil
 }
 
-// errSetupFailed ends an execution whose setup or install step failed after
-// the sink was told.
-var errSetupFailed = errors.New("setup failed")
-
 // execute is the shared path of Execute and ExecuteStream, for a validated
-// plan. It returns a nil result without error when a setup step failed and
-// the sink reported it.
+// plan. A failed setup script or install ends it with a *SetupError.
 func (e *Engine) execute(ctx context.Context, p *plan, s sink) (*Result, error) {
 	ctx, leave, err := e.enter(ctx)
 	if err != nil {
@@ -113,9 +103,6 @@ func (e *Engine) execute(ctx context.Context, p *plan, s sink) (*Result, error) 
 		sb.ident.release(false)
 	} else {
 		e.pool.release(sb)
-	}
-	if errors.Is(err, errSetupFailed) {
-		return nil, nil
 	}
 	return res, err
 }
@@ -155,8 +142,7 @@ func (e *Engine) run(ctx context.Context, sb *sandbox, p *plan, s sink) (*Result
 			return nil, fmt.Errorf("package install: %w", err)
 		}
 		if exit.ExitCode != 0 {
-			s.setupFailed("install", exit, strings.TrimSpace(stderr.String()))
-			return nil, errSetupFailed
+			return nil, newSetupError("install", exit, strings.TrimSpace(stderr.String()), e.opts.Secrets)
 		}
 	}
 	if strings.TrimSpace(p.setup) != "" {
@@ -175,8 +161,7 @@ func (e *Engine) run(ctx context.Context, sb *sandbox, p *plan, s sink) (*Result
 			return nil, fmt.Errorf("setup script: %w", err)
 		}
 		if exit.ExitCode != 0 || exit.TimedOut {
-			s.setupFailed("setup", exit, strings.TrimSpace(stderr.String()))
-			return nil, errSetupFailed
+			return nil, newSetupError("setup", exit, strings.TrimSpace(stderr.String()), e.opts.Secrets)
 		}
 	}
 

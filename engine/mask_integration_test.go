@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -24,6 +25,12 @@ func TestSecretsMaskedInMessages(t *testing.T) {
 	}
 	if want := "Setup script failed (exit code 3): setup sees ***"; err.Error() != want {
 		t.Errorf("Execute error = %q, want %q", err, want)
+	}
+	// A typed failure callers can branch on (before, execute returned
+	// (nil, nil) inside and a sink carried the error out).
+	var se *SetupError
+	if !errors.As(err, &se) || se.Kind != "setup" || se.ExitCode != 3 || se.Stderr != "setup sees ***" {
+		t.Errorf("Execute error %#v is not the setup failure", err)
 	}
 
 	events, err := e.ExecuteStream(t.Context(), req)

@@ -49,9 +49,6 @@ func (e *Engine) executePersistent(ctx context.Context, p *plan, s sink) (*Resul
 		e.persistent = nil
 		e.destroy(ctx, sb)
 	}
-	if errors.Is(err, errSetupFailed) {
-		return nil, nil
-	}
 	return res, err
 }
 

@@ -13,15 +13,12 @@ import (
 type bufferedSink struct {
 	stdout, stderr collector
 	exit           agent.Exit
-	err            error // a failed setup or install step
-	secrets        map[string]string
 }
 
 func newBufferedSink(secrets map[string]string) *bufferedSink {
 	return &bufferedSink{
-		secrets: secrets,
-		stdout:  collector{m: newMasker(secrets)},
-		stderr:  collector{m: newMasker(secrets)},
+		stdout: collector{m: newMasker(secrets)},
+		stderr: collector{m: newMasker(secrets)},
 	}
 }
 
@@ -36,24 +33,32 @@ func (b *bufferedSink) output(phase string, stream agent.Type, data []byte) {
 	}
 }
 
-func (b *bufferedSink) setupFailed(kind string, exit agent.Exit, stderr string) {
-	b.err = setupError(kind, exit, maskString(b.secrets, stderr))
+// SetupError is a setup script or package install that failed: the
+// execution ended there and the program did not run. Its message is the
+// user-facing one; Stderr is already masked.
+type SetupError struct {
+	Kind     string // "setup" or "install"
+	ExitCode int    // 137 after a timeout
+	TimedOut bool
+	Stderr   string
 }
 
-// setupError is the error of a failed setup script or package install.
-func setupError(kind string, exit agent.Exit, stderr string) error {
+func newSetupError(kind string, exit agent.Exit, stderr string, secrets map[string]string) *SetupError {
 	code := exit.ExitCode
 	if exit.TimedOut {
 		code = 137
 	}
-	switch kind {
-	case "install":
-		return fmt.Errorf("Package install failed (exit code %d): %s", code, stderr)
+	return &SetupError{Kind: kind, ExitCode: code, TimedOut: exit.TimedOut, Stderr: maskString(secrets, stderr)}
+}
+
+func (e *SetupError) Error() string {
+	switch {
+	case e.Kind == "install":
+		return fmt.Sprintf("Package install failed (exit code %d): %s", e.ExitCode, e.Stderr)
+	case e.TimedOut:
+		return fmt.Sprintf("Setup script failed (exit code %d): SETUP SCRIPT TIMED OUT", e.ExitCode)
 	default:
-		if exit.TimedOut {
-			return fmt.Errorf("Setup script failed (exit code %d): SETUP SCRIPT TIMED OUT", code)
-		}
-		return fmt.Errorf("Setup script failed (exit code %d): %s", code, stderr)
+		return fmt.Sprintf("Setup script failed (exit code %d): %s", e.ExitCode, e.Stderr)
 	}
 }
 
@@ -136,19 +141,18 @@ func (s *streamSink) flush() {
 	s.flushPhase(PhaseCode)
 }
 
-func (s *streamSink) setupFailed(kind string, exit agent.Exit, stderr string) {
+// setupFailed ends a stream whose setup or install step failed.
+func (s *streamSink) setupFailed(se *SetupError) {
 	s.flushPhase(PhaseSetup)
-	code := exit.ExitCode
-	msg := fmt.Sprintf("Setup script failed (exit code %d)", code)
-	if kind == "install" {
-		msg = setupError(kind, exit, maskString(s.secrets, stderr)).Error()
-	}
-	if exit.TimedOut {
-		code = 137
+	msg := fmt.Sprintf("Setup script failed (exit code %d)", se.ExitCode)
+	switch {
+	case se.TimedOut:
 		msg = "SETUP SCRIPT TIMED OUT"
+	case se.Kind == "install":
+		msg = se.Error()
 	}
 	s.send(Event{Type: EventError, Data: msg, Phase: PhaseSetup})
-	s.send(Event{Type: EventExit, Data: strconv.Itoa(code), Phase: PhaseSetup})
+	s.send(Event{Type: EventExit, Data: strconv.Itoa(se.ExitCode), Phase: PhaseSetup})
 }
 
 func trimRight(s string) string {
