@@ -87,10 +87,10 @@ func (e *Engine) execute(ctx context.Context, p *plan, s sink) (*Result, error) 
 	if e.opts.Mode == ModePersistent {
 		return e.executePersistent(ctx, p, s)
 	}
-	if err := e.resolveImage(ctx, p); err != nil {
-		return nil, err
-	}
-	sb, err := e.pool.acquire(ctx, p.image, p.rt.Name)
+	// The image is checked (and built when missing) only when a sandbox
+	// must be made: a pooled sandbox proves its image exists, and the
+	// check costs backend round trips on the warm path.
+	sb, err := e.pool.acquire(ctx, p.image, p.rt.Name, func(ctx context.Context) error { return e.resolveImage(ctx, p) })
 	if err != nil {
 		return nil, err
 	}

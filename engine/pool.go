@@ -68,8 +68,9 @@ func (p *pool) notify() {
 	p.changed = make(chan struct{})
 }
 
-// acquire returns a started, clean sandbox for image.
-func (p *pool) acquire(ctx context.Context, image, runtime string) (*sandbox, error) {
+// acquire returns a started, clean sandbox for image. ensureImage runs
+// before a sandbox is made, never on a hit.
+func (p *pool) acquire(ctx context.Context, image, runtime string, ensureImage func(context.Context) error) (*sandbox, error) {
 	t0 := time.Now()
 	for {
 		p.mu.Lock()
@@ -99,6 +100,11 @@ func (p *pool) acquire(ctx context.Context, image, runtime string) (*sandbox, er
 		}
 		p.mu.Unlock()
 		break
+	}
+	if ensureImage != nil {
+		if err := ensureImage(ctx); err != nil {
+			return nil, err
+		}
 	}
 	sb, err := p.h.newSandbox(ctx, p.s, image, runtime)
 	if err == nil {
