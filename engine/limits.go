@@ -51,18 +51,6 @@ func normalizeBounds(o *Options) error {
 	return nil
 }
 
-// msDuration turns a millisecond count into a duration, saturating instead
-// of overflowing (time.Duration holds at most ~292 years).
-func msDuration(ms int64) time.Duration {
-	switch {
-	case ms <= 0:
-		return 0
-	case ms > int64(math.MaxInt64/time.Millisecond):
-		return time.Duration(math.MaxInt64)
-	}
-	return time.Duration(ms) * time.Millisecond
-}
-
 // addSat adds two non-negative durations, saturating at the largest one.
 func addSat(a, b time.Duration) time.Duration {
 	if a > math.MaxInt64-b {

@@ -100,7 +100,7 @@ func (e *Engine) plan(req Request) (*plan, error) {
 		rt:      rt,
 		image:   rt.Image,
 		dir:     dir,
-		timeout: msDuration(timeoutMs),
+		timeout: agent.MsDuration(timeoutMs),
 		install: pkgs,
 		setup:   req.SetupScript,
 	}

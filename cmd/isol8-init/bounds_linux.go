@@ -2,23 +2,8 @@ package main
 
 import (
 	"log"
-	"math"
 	"os"
-	"time"
 )
-
-// msDuration turns a millisecond count from the engine into a duration,
-// saturating instead of overflowing: a huge TimeoutMs must mean "long", never
-// a negative duration or none at all.
-func msDuration(ms int64) time.Duration {
-	switch {
-	case ms <= 0:
-		return 0
-	case ms > int64(math.MaxInt64/time.Millisecond):
-		return time.Duration(math.MaxInt64)
-	}
-	return time.Duration(ms) * time.Millisecond
-}
 
 // userOOMScoreAdj is the oom_score_adj of every process the agent starts:
 // the highest, so when the sandbox's memory is full (a tmpfs counts against

@@ -133,7 +133,7 @@ func (ex *execution) run(req agent.Exec) (agent.Exit, string, error) {
 
 	var timer *time.Timer
 	if req.TimeoutMs > 0 {
-		timer = time.AfterFunc(msDuration(req.TimeoutMs), func() {
+		timer = time.AfterFunc(agent.MsDuration(req.TimeoutMs), func() {
 			ex.stateMu.Lock()
 			ex.timedOut = true
 			ex.stateMu.Unlock()
