@@ -60,21 +60,31 @@ func (d *Driver) pruneNetNSPins(ctx context.Context) (int, error) {
 	removed := 0
 	var errs []error
 	for _, id := range ids {
-		_, err := d.client.ContainerService().Get(ctx, id)
-		if err == nil {
-			continue
-		}
-		if !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("look up container %s: %w", id, err))
-			continue
-		}
-		if err := unpinNetNS(id); err != nil {
+		gone, err := d.removeIfOrphan(ctx, id, func() error { return unpinNetNS(id) })
+		if err != nil {
 			errs = append(errs, err)
-			continue
 		}
-		removed++
+		if gone {
+			removed++
+		}
 	}
 	return removed, errors.Join(errs...)
+}
+
+// removeIfOrphan runs remove, which deletes a leftover of sandbox id, when
+// the container no longer exists, and reports whether it did.
+func (d *Driver) removeIfOrphan(ctx context.Context, id string, remove func() error) (bool, error) {
+	_, err := d.client.ContainerService().Get(ctx, id)
+	if err == nil {
+		return false, nil
+	}
+	if !errdefs.IsNotFound(err) {
+		return false, fmt.Errorf("look up container %s: %w", id, err)
+	}
+	if err := remove(); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 func (d *Driver) pruneFIFOs(ctx context.Context) (int, error) {
@@ -96,19 +106,13 @@ func (d *Driver) pruneFIFOs(ctx context.Context) (int, error) {
 		if id == "" {
 			continue
 		}
-		_, err := d.client.ContainerService().Get(ctx, id)
-		if err == nil {
-			continue
-		}
-		if !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("look up container %s: %w", id, err))
-			continue
-		}
-		if err := os.RemoveAll(dir); err != nil {
+		gone, err := d.removeIfOrphan(ctx, id, func() error { return os.RemoveAll(dir) })
+		if err != nil {
 			errs = append(errs, err)
-			continue
 		}
-		removed++
+		if gone {
+			removed++
+		}
 	}
 	return removed, errors.Join(errs...)
 }
