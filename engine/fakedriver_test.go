@@ -395,7 +395,6 @@ func (s *fakeSandbox) reset() agent.ResetReport {
 	return rep
 }
 
-
 // awaitPool waits until cond (called with p.mu held) holds.
 func awaitPool(t *testing.T, p *pool, what string, cond func() bool) {
 	t.Helper()
