@@ -37,11 +37,14 @@ type fakeDriver struct {
 	late      []string // operations after Close (must stay empty)
 	agents    int      // fake agents still running
 	resets    int      // resets answered
+	execs     int      // execs received
 	// Test controls, changed under mu.
 	failResets  int           // the next n resets report failItem as failed
 	failItem    string        // the checklist item those resets fail
 	holdResets  chan struct{} // non-nil: a reset waits until it is closed
 	holdCreates chan struct{} // non-nil: Create waits until it is closed
+	breakExecs  int           // the next n execs kill the agent (its stdout closes)
+	stickyExecs bool          // execs run until the engine sends a KILL signal
 	creating    int           // Create calls in progress
 }
 
@@ -261,8 +264,11 @@ type fakeSandbox struct {
 	id      string
 	gone    chan struct{} // closed by the first Delete
 	deletes int           // guarded by d.mu
-	stdinR  *io.PipeReader
-	stdoutW *io.PipeWriter
+	// resetAsks counts Reset frames the engine sent, answered or not
+	// (guarded by d.mu).
+	resetAsks int
+	stdinR    *io.PipeReader
+	stdoutW   *io.PipeWriter
 }
 
 func (s *fakeSandbox) ID() string        { return s.id }
@@ -278,6 +284,7 @@ func (s *fakeSandbox) Start(context.Context) (driver.Stdio, error) {
 	}
 	s.stdinR, s.stdoutW = stdinR, stdoutW
 	s.d.agents++
+	s.d.notify()
 	go s.serve(stdinR, stdoutW)
 	return driver.Stdio{Stdin: stdinW, Stdout: stdoutR, Stderr: strings.NewReader("")}, nil
 }
@@ -321,6 +328,11 @@ func (s *fakeSandbox) serve(stdin io.Reader, stdout *io.PipeWriter) {
 			if err != nil {
 				return
 			}
+			if f.Type == agent.TypeReset {
+				s.d.mu.Lock()
+				s.resetAsks++
+				s.d.mu.Unlock()
+			}
 			select {
 			case frames <- f:
 			case <-s.gone:
@@ -336,7 +348,10 @@ func (s *fakeSandbox) serve(stdin io.Reader, stdout *io.PipeWriter) {
 		var err error
 		switch f.Type {
 		case agent.TypeExec:
-			err = s.exec(w, f)
+			if s.d.takeBreak() {
+				return // the agent dies mid-request
+			}
+			err = s.exec(w, f, frames)
 		case agent.TypeStdin, agent.TypeStdinEOF, agent.TypeDetach:
 		case agent.TypeReset:
 			err = w.WriteJSON(agent.TypeOK, f.ID, s.reset())
@@ -351,10 +366,38 @@ func (s *fakeSandbox) serve(stdin io.Reader, stdout *io.PipeWriter) {
 	}
 }
 
-func (s *fakeSandbox) exec(w *agent.Writer, f agent.Frame) error {
+// takeBreak reports whether this exec is one the test asked to kill the
+// agent.
+func (d *fakeDriver) takeBreak() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.breakExecs > 0 {
+		d.breakExecs--
+		return true
+	}
+	return false
+}
+
+func (s *fakeSandbox) exec(w *agent.Writer, f agent.Frame, frames <-chan agent.Frame) error {
 	var ex agent.Exec
 	if err := f.Decode(&ex); err != nil {
 		return w.WriteJSON(agent.TypeError, f.ID, agent.Error{Message: err.Error(), Code: "invalid"})
+	}
+	s.d.mu.Lock()
+	sticky := s.d.stickyExecs
+	s.d.execs++
+	s.d.notify()
+	s.d.mu.Unlock()
+	if sticky {
+		// A program that runs until it is killed: wait for the engine's
+		// KILL for this request, then report the kill like the agent.
+		for g := range frames {
+			var sig agent.Signal
+			if g.Type == agent.TypeSignal && g.ID == f.ID && g.Decode(&sig) == nil && sig.Signal == "KILL" {
+				return w.WriteJSON(agent.TypeExit, f.ID, agent.Exit{ExitCode: 137, Signal: "KILL", DurationMs: 1})
+			}
+		}
+		return io.EOF
 	}
 	if err := w.Write(agent.TypeStdout, f.ID, []byte("ran in "+s.id)); err != nil {
 		return err

@@ -393,3 +393,181 @@ func TestHostStopWaitsForCreationInFlight(t *testing.T) {
 	}
 	d.checkAllDeletedOnce(t)
 }
+
+// Prewarm fills a fast pool to Clean; the executions after it make nothing.
+func TestPoolPrewarmFillsToClean(t *testing.T) {
+	d := newFakeDriver(t)
+	e := newFakeView(t, newFakeHost(t, d), PoolFast, PoolSize{Clean: 3, Dirty: 3})
+	for range 2 { // the second finds the pool full
+		if err := e.Prewarm(t.Context(), "bash"); err != nil {
+			t.Fatalf("prewarm: %v", err)
+		}
+	}
+	if n := d.creates(); n != 3 {
+		t.Fatalf("prewarm made %d sandboxes, want 3", n)
+	}
+	for range 3 {
+		runFake(t, e)
+	}
+	if n := d.creates(); n != 3 {
+		t.Fatalf("%d sandboxes after prewarm and three runs, want 3", n)
+	}
+}
+
+// A sandbox whose agent died mid-execution is broken: destroyed, never
+// handed out again.
+func TestPoolBrokenSandboxIsDestroyed(t *testing.T) {
+	d := newFakeDriver(t)
+	e := newFakeView(t, newFakeHost(t, d), PoolFast, PoolSize{Clean: 1, Dirty: 1})
+	first := runFake(t, e)
+	d.mu.Lock()
+	d.breakExecs = 1
+	d.mu.Unlock()
+	if _, err := e.Execute(t.Context(), fakeRequest); !errors.Is(err, errAgentGone) {
+		t.Fatalf("execute on a dying agent: %v, want errAgentGone", err)
+	}
+	d.await(t, "the broken sandbox deleted", func() bool { return d.sandboxes[first.ContainerID].deletes == 1 })
+	if res := runFake(t, e); res.ContainerID == first.ContainerID {
+		t.Fatalf("broken sandbox %s handed out again", first.ContainerID)
+	}
+	d.mu.Lock()
+	asks := d.sandboxes[first.ContainerID].resetAsks
+	d.mu.Unlock()
+	if asks != 1 {
+		t.Fatalf("broken sandbox asked to reset %d times, want only after the first run", asks)
+	}
+}
+
+// A writable root filesystem cannot be reset: such sandboxes serve once.
+func TestPoolWritableRootNeverReused(t *testing.T) {
+	d := newFakeDriver(t)
+	writable := false
+	e, err := newFakeHost(t, d).NewEngine(Options{PoolStrategy: PoolFast, PoolSize: &PoolSize{Clean: 1, Dirty: 1}, ReadonlyRootFs: &writable})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := runFake(t, e)
+	if second := runFake(t, e); second.ContainerID == first.ContainerID {
+		t.Fatalf("writable sandbox %s reused", first.ContainerID)
+	}
+	d.await(t, "the first sandbox deleted", func() bool { return d.sandboxes[first.ContainerID].deletes == 1 })
+	if n := d.resetCount(); n != 0 {
+		t.Fatalf("%d resets of writable sandboxes", n)
+	}
+}
+
+// Past Dirty resets in flight a released sandbox is destroyed, and past
+// Clean ready sandboxes a reset one is.
+func TestPoolFastDirtyAndCleanBounds(t *testing.T) {
+	t.Run("dirty", func(t *testing.T) {
+		d := newFakeDriver(t)
+		e := newFakeView(t, newFakeHost(t, d), PoolFast, PoolSize{Clean: 2, Dirty: 1})
+		img := fakeImage(t, e)
+		if err := e.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		hold := make(chan struct{})
+		d.mu.Lock()
+		d.holdResets = hold
+		d.mu.Unlock()
+		a := mustAcquire(t, e.pool, img)
+		b := mustAcquire(t, e.pool, img)
+		e.pool.release(a) // resetting: the one allowed
+		e.pool.release(b) // over Dirty: destroyed
+		d.await(t, "the second sandbox deleted", func() bool { return d.sandboxes[b.id].deletes == 1 })
+		d.mu.Lock()
+		asks := d.sandboxes[b.id].resetAsks
+		d.mu.Unlock()
+		if asks != 0 {
+			t.Fatalf("the sandbox over Dirty was sent %d resets, want none", asks)
+		}
+		close(hold)
+		awaitPool(t, e.pool, "the reset sandbox ready", func() bool { return len(e.pool.idle[img]) == 1 })
+		if d.deletes(a.id) != 0 {
+			t.Fatalf("the sandbox within Dirty was deleted")
+		}
+	})
+	t.Run("clean", func(t *testing.T) {
+		d := newFakeDriver(t)
+		e := newFakeView(t, newFakeHost(t, d), PoolFast, PoolSize{Clean: 1, Dirty: 2})
+		img := fakeImage(t, e)
+		if err := e.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		a := mustAcquire(t, e.pool, img)
+		b := mustAcquire(t, e.pool, img)
+		e.pool.release(a)
+		e.pool.release(b)
+		d.await(t, "both reset, one deleted", func() bool {
+			return d.resets == 2 && d.sandboxes[a.id].deletes+d.sandboxes[b.id].deletes == 1
+		})
+		awaitPool(t, e.pool, "one sandbox ready", func() bool { return len(e.pool.idle[img]) == 1 })
+	})
+}
+
+func mustAcquire(t *testing.T, p *pool, img string) *sandbox {
+	t.Helper()
+	sb, err := p.acquire(t.Context(), img, "bash", nil)
+	if err != nil {
+		t.Fatalf("acquire: %v", err)
+	}
+	return sb
+}
+
+// Stop cuts a reset in flight short and removes its sandbox.
+func TestHostStopCutsResetShort(t *testing.T) {
+	d := newFakeDriver(t)
+	h := newFakeHost(t, d)
+	e := newFakeView(t, h, PoolFast, PoolSize{Clean: 1, Dirty: 1})
+	d.mu.Lock()
+	d.holdResets = make(chan struct{}) // never released
+	d.mu.Unlock()
+	first := runFake(t, e)
+	stopped := make(chan error, 1)
+	go func() { stopped <- h.Stop(context.Background()) }()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("Stop waited for a held reset; driver: %s", d.summary())
+	}
+	if n := d.deletes(first.ContainerID); n != 1 {
+		t.Fatalf("sandbox deleted %d times, want once", n)
+	}
+	d.checkAllDeletedOnce(t)
+}
+
+// When Stop's context ends before the work in flight, the work is
+// cancelled (the program killed) and unwinds, and its sandbox is removed.
+func TestHostStopCancelsStuckExecution(t *testing.T) {
+	d := newFakeDriver(t)
+	h := newFakeHost(t, d)
+	e := newFakeView(t, h, PoolFast, PoolSize{Clean: 1, Dirty: 1})
+	d.mu.Lock()
+	d.stickyExecs = true
+	d.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.Execute(t.Context(), fakeRequest)
+		done <- err
+	}()
+	d.await(t, "the execution running", func() bool { return d.execs == 1 })
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- h.Stop(ctx) }()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("Stop did not cancel the stuck execution; driver: %s", d.summary())
+	}
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("stuck execution: %v, want context.Canceled", err)
+	}
+	d.checkAllDeletedOnce(t)
+}
