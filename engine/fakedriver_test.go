@@ -44,6 +44,7 @@ type fakeDriver struct {
 	holdResets  chan struct{} // non-nil: a reset waits until it is closed
 	holdCreates chan struct{} // non-nil: Create waits until it is closed
 	breakExecs  int           // the next n execs kill the agent (its stdout closes)
+	failCreates int           // the next n Create calls fail with errFakeCreate
 	stickyExecs bool          // execs run until the engine sends a KILL signal
 	creating    int           // Create calls in progress
 }
@@ -171,6 +172,16 @@ func (d *fakeDriver) checkAllDeletedOnce(t *testing.T) {
 	}
 }
 
+// errFakeCreate is the error of a creation the test asked to fail.
+var errFakeCreate = errors.New("fake driver: create failed on request")
+
+// failNextCreates makes the next n creations fail.
+func (d *fakeDriver) failNextCreates(n int) {
+	d.mu.Lock()
+	d.failCreates = n
+	d.mu.Unlock()
+}
+
 // failNextResets makes the next n resets report item as failed.
 func (d *fakeDriver) failNextResets(n int, item string) {
 	d.mu.Lock()
@@ -208,6 +219,10 @@ func (d *fakeDriver) Create(ctx context.Context, req driver.CreateRequest) (driv
 	d.notify()
 	if err != nil {
 		return nil, err
+	}
+	if d.failCreates > 0 {
+		d.failCreates--
+		return nil, errFakeCreate
 	}
 	if _, dup := d.sandboxes[req.ID]; dup {
 		return nil, fmt.Errorf("sandbox %s exists", req.ID)
