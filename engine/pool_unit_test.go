@@ -571,3 +571,40 @@ func TestHostStopCancelsStuckExecution(t *testing.T) {
 	}
 	d.checkAllDeletedOnce(t)
 }
+
+// Cancelling a stream kills the program, closes the event channel and
+// hands the sandbox back to be reset, not leaked.
+func TestStreamCancelReturnsSandbox(t *testing.T) {
+	d := newFakeDriver(t)
+	h := newFakeHost(t, d)
+	e := newFakeView(t, h, PoolFast, PoolSize{Clean: 1, Dirty: 1})
+	d.mu.Lock()
+	d.stickyExecs = true
+	d.mu.Unlock()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	events, err := e.ExecuteStream(ctx, fakeRequest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.await(t, "the program running", func() bool { return d.execs == 1 })
+	cancel()
+	// A cancelled consumer is owed no more events, only the close.
+	timeout := time.After(20 * time.Second)
+	for open := true; open; {
+		select {
+		case _, open = <-events:
+		case <-timeout:
+			t.Fatal("event channel not closed after cancel")
+		}
+	}
+	img := fakeImage(t, e)
+	awaitPool(t, e.pool, "the sandbox reset and ready", func() bool { return len(e.pool.idle[img]) == 1 })
+	if n := d.creates(); n != 1 {
+		t.Fatalf("%d sandboxes, want 1", n)
+	}
+	if err := h.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	d.checkAllDeletedOnce(t)
+}
