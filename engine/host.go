@@ -66,6 +66,11 @@ type Host struct {
 	drv      driver.Driver // made by HostOptions.NewDriver at Start
 	initPath string
 	ids      *identities // host identities of sandboxes (user namespaces)
+	// identify, when set, gives sandboxes their host identities instead of
+	// the user-namespace allocator, which needs root. Only unit tests set
+	// it, on hosts they make, to run the pool and lifecycle logic over a
+	// fake driver; real hosts always use the allocator.
+	identify identityFunc
 
 	mu      sync.Mutex
 	live    map[string]*sandbox // every sandbox not yet destroyed
