@@ -16,8 +16,11 @@ command -v gcc >/dev/null || need+=(gcc)
 compgen -G '/usr/lib/*/libc.a' >/dev/null || need+=(libc6-dev)
 [ -f /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
-# unshare creates each sandbox's user namespace as the sandbox's host id.
-command -v unshare >/dev/null || need+=(util-linux)
+# unshare creates each sandbox's user namespace as the sandbox's host id;
+# nsenter (same package) is used by the network attachment tests.
+if ! command -v unshare >/dev/null || ! command -v nsenter >/dev/null; then
+  need+=(util-linux)
+fi
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
