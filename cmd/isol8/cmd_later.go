@@ -33,7 +33,7 @@ func (a *app) buildCommand(g *globals) *cobra.Command {
 	f := &buildFlags{}
 	c := &cobra.Command{
 		Use:   "build",
-		Short: "Build a custom image with packages or a setup script baked in",
+		Short: "Build a custom image with packages or a setup script baked in (not available yet)",
 		Long: "Build a custom image from a runtime's base image with packages installed and/or a\n" +
 			"setup script run at build time.",
 		Args:        maxArgs(0),
@@ -98,7 +98,7 @@ func (a *app) validateBuild(c *cobra.Command, f *buildFlags) (*buildSpec, error)
 func (a *app) listCustomCommand(*globals) *cobra.Command {
 	return &cobra.Command{
 		Use:         "list-custom",
-		Short:       "List custom isol8 images",
+		Short:       "List custom isol8 images (not available yet)",
 		Args:        maxArgs(0),
 		Annotations: needsConfig,
 		RunE:        func(*cobra.Command, []string) error { return notAvailable("list-custom") },
@@ -112,7 +112,7 @@ func (a *app) serveCommand(*globals) *cobra.Command {
 	)
 	c := &cobra.Command{
 		Use:   "serve",
-		Short: "Start the isol8 REST server",
+		Short: "Start the isol8 REST server (not available yet)",
 		Long: "Start the isol8 REST server. The port comes from --port, $ISOL8_PORT, $PORT, else 3000;\n" +
 			"the master API key from --key or $ISOL8_API_KEY.",
 		Args:        maxArgs(0),
@@ -131,7 +131,7 @@ func (a *app) loginCommand(*globals) *cobra.Command {
 	var host, key, name, ttl string
 	c := &cobra.Command{
 		Use:   "login",
-		Short: "Get an API token from a server and store it",
+		Short: "Get an API token from a server and store it (not available yet)",
 		Long: "Exchange the master key for a DB-backed API token on an isol8 server and store it in\n" +
 			"~/.isol8/credentials.json for later --host runs.",
 		Args: maxArgs(0),
@@ -148,7 +148,7 @@ func (a *app) loginCommand(*globals) *cobra.Command {
 func (a *app) sessionCommand(*globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "session",
-		Short: "Manage remote sessions",
+		Short: "Manage remote sessions (not available yet)",
 		Args:  cobra.ArbitraryArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			if len(args) > 0 {
