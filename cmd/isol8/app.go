@@ -22,6 +22,7 @@ import (
 	"github.com/isol8/isol8/config"
 	"github.com/isol8/isol8/engine"
 	"github.com/isol8/isol8/internal/logfmt"
+	"github.com/isol8/isol8/registry"
 )
 
 // version is printed by `isol8 --version` and the debug header.
@@ -59,7 +60,7 @@ type app struct {
 	// isol8.Host outside tests) from the operator part of the options.
 	newAdmin func(engine.Options) (isol8.Admin, error)
 	// registry returns the anchored host patterns of the package registry
-	// a runtime installs from (see registryPatterns).
+	// a runtime installs from (registry.Config.Patterns).
 	registry func(ctx context.Context, runtime string) []string
 	// notify subscribes c to SIGINT and SIGTERM; stopNotify undoes it. Nil
 	// notify means no signal handling.
@@ -91,7 +92,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, env map[string]string, cw
 		return h, nil
 	}
 	a.registry = func(ctx context.Context, rt string) []string {
-		return hostRegistry{env: a.env, home: a.home, cwd: a.cwd}.patterns(ctx, rt)
+		return registry.Host{Env: a.env, Home: a.home, Cwd: a.cwd}.Load(ctx).Patterns(rt)
 	}
 	return a
 }
