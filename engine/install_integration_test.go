@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -437,5 +438,55 @@ func TestInstallBashFromDebianRepo(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "Package install failed (exit code 100): ") ||
 		!strings.Contains(err.Error(), "Unable to locate package isol8-no-such-package") {
 		t.Fatalf("missing package: err = %v", err)
+	}
+}
+
+// TestInstallTiming measures one small package's install per runtime from
+// the loopback registries above: the install phase as the engine logs it
+// ("install done"), p50/p95 over 7 runs each. Opt-in
+// (ISOL8_BENCH_INSTALL=1): it takes about a minute.
+func TestInstallTiming(t *testing.T) {
+	if os.Getenv("ISOL8_BENCH_INSTALL") == "" {
+		t.Skip("set ISOL8_BENCH_INSTALL=1 to measure install times")
+	}
+	wheel := buildWheel(t, "isol8_probe", "1.0", "isol8_probe", "wheel-ok")
+	idx := pypiIndex(t, "isol8-probe", "isol8_probe-1.0-py3-none-any.whl", wheel)
+	npm := npmRegistry(t, "isol8-probe", "1.0.0", npmTarball(t, "isol8-probe", "1.0.0", "npm-ok"))
+	repo := debRepo(t)
+	logs := &syncBuffer{}
+	e := installEngine(t, registry.Config{PipIndexURL: idx.URL + "/simple", NpmRegistry: npm.URL + "/",
+		AptSources: "deb [trusted=yes] " + repo.URL + "/ ./\n"},
+		Options{Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	for _, tc := range []struct{ runtime, code string }{
+		{"python", "import isol8_probe"},
+		{"node", `import v from "isol8-probe"`},
+		{"bun", `import v from "isol8-probe"`},
+		{"deno", `import v from "npm:isol8-probe"`},
+		{"bash", "isol8-probe"},
+	} {
+		mustHaveImage(t, e, tc.runtime)
+		for range 7 {
+			if res, _ := timedRun(t, e, Request{Runtime: tc.runtime, InstallPackages: []string{"isol8-probe"}, Code: tc.code}); res.ExitCode != 0 {
+				t.Fatalf("%s: exit %d stderr %q", tc.runtime, res.ExitCode, res.Stderr)
+			}
+		}
+	}
+	durs := map[string][]time.Duration{}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var rec struct {
+			Msg     string `json:"msg"`
+			Runtime string `json:"runtime"`
+			Dur     int64  `json:"dur"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "install done" {
+			durs[rec.Runtime] = append(durs[rec.Runtime], time.Duration(rec.Dur))
+		}
+	}
+	for _, rt := range []string{"python", "node", "bun", "deno", "bash"} {
+		if len(durs[rt]) != 7 {
+			t.Fatalf("%s: %d install records, want 7", rt, len(durs[rt]))
+		}
+		p50, p95 := percentiles(durs[rt])
+		t.Logf("%-6s install p50 %v p95 %v", rt, p50.Round(time.Millisecond), p95.Round(time.Millisecond))
 	}
 }

@@ -144,6 +144,7 @@ shopt -s nullglob
 R=` + AptDir + `
 mkdir -p "$R/lists/partial" "$R/cache/archives/partial" "$R/root" "$R/parts"
 o=(-q -o Debug::NoLocking=1 -o Dir::State::Lists="$R/lists" -o Dir::Cache="$R/cache"
+   -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= -o Acquire::Languages=none
    -o Acquire::GzipIndexes=true -o APT::Sandbox::User="$(id -un)" -o Acquire::Retries=0)
 if [ -f "$R/sources.list" ]; then
   o+=(-o Dir::Etc::SourceList="$R/sources.list" -o Dir::Etc::SourceParts="$R/parts")
@@ -152,8 +153,9 @@ apt-get "${o[@]}" --error-on=any update >/dev/null
 apt-get "${o[@]}" -y --no-install-recommends install --download-only "$@" >/dev/null
 for d in "$R"/cache/archives/*.deb; do
   dpkg-deb -x "$d" "$R/root"
-  rm -f "$d"
 done
+# The lists and archives only served this install; /sandbox is small.
+rm -rf "$R/lists" "$R/cache"
 `
 
 // InstallArgv returns the package-install command for pkgs, which are
