@@ -16,6 +16,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -178,7 +180,7 @@ func npmRegistry(t *testing.T, name, version string, tgz []byte) *testServer {
 				"versions": map[string]any{version: map[string]any{
 					"name": name, "version": version, "main": "index.js",
 					"dist": map[string]string{
-						"tarball":   srv.URL + tarPath,
+						"tarball":   baseURL(srv, r) + tarPath,
 						"shasum":    hex.EncodeToString(sha[:]),
 						"integrity": "sha512-" + base64.StdEncoding.EncodeToString(sha5[:]),
 					},
@@ -193,6 +195,15 @@ func npmRegistry(t *testing.T, name, version string, tgz []byte) *testServer {
 	})
 	srv = startServer(t, mux)
 	return srv
+}
+
+// baseURL is the server's URL as the client addressed it: through a
+// forward proxy that is the registry's public name, not the loopback port.
+func baseURL(srv *testServer, r *http.Request) string {
+	if r.Host != "" && !strings.HasPrefix(r.Host, "127.0.0.1:") {
+		return "http://" + r.Host
+	}
+	return srv.URL
 }
 
 // installEngine is an engine on the host network whose installs use reg.
@@ -488,5 +499,95 @@ func TestInstallTiming(t *testing.T) {
 		}
 		p50, p95 := percentiles(durs[rt])
 		t.Logf("%-6s install p50 %v p95 %v", rt, p50.Round(time.Millisecond), p95.Round(time.Millisecond))
+	}
+}
+
+// A persistent sandbox keeps what an install put in /sandbox for its later
+// executions.
+func TestInstallPersistentKeepsPackages(t *testing.T) {
+	tgz := npmTarball(t, "isol8-probe", "1.0.0", "npm-ok")
+	reg := npmRegistry(t, "isol8-probe", "1.0.0", tgz)
+	e := installEngine(t, registry.Config{NpmRegistry: reg.URL + "/"}, Options{Mode: ModePersistent})
+	mustHaveImage(t, e, "node")
+	a := run(t, e, Request{Runtime: "node", InstallPackages: []string{"isol8-probe"}, Code: `import v from "isol8-probe"; console.log(v)`})
+	b := run(t, e, Request{Runtime: "node", Code: `import v from "isol8-probe"; console.log(v)`})
+	if a.Stdout != "npm-ok" || b.Stdout != "npm-ok" || a.ContainerID != b.ContainerID {
+		t.Fatalf("runs: %q/%q (stderr %q) in %s and %s", a.Stdout, b.Stdout, b.Stderr, a.ContainerID, b.ContainerID)
+	}
+}
+
+// forwardProxy is an HTTP forward proxy (absolute-URI requests only, like
+// plain-HTTP registries need) that sends every request to backend whatever
+// host it names, and records the hosts asked for.
+func forwardProxy(t *testing.T, backend *testServer) *testServer {
+	target, err := url.Parse(backend.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := &httputil.ReverseProxy{Director: func(r *http.Request) {
+		r.URL.Scheme, r.URL.Host = target.Scheme, target.Host
+	}}
+	return startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !r.URL.IsAbs() {
+			http.Error(w, "not a proxy request", http.StatusBadRequest)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+}
+
+// Every installer honours the proxy variables the filtered network sets:
+// the registries are named by a host name that does not resolve, reachable
+// only through a forward proxy given as HTTP_PROXY/http_proxy (here in the
+// request environment, which installs see too).
+func TestInstallThroughProxy(t *testing.T) {
+	const host = "registry.isol8.test"
+	wheel := buildWheel(t, "isol8_probe", "1.0", "isol8_probe", "wheel-ok")
+	for _, tc := range []struct {
+		runtime, code, want string
+		backend             func() *testServer
+		reg                 registry.Config
+	}{
+		{"python", "import isol8_probe; print(isol8_probe.VALUE)", "wheel-ok",
+			func() *testServer { return pypiIndex(t, "isol8-probe", "isol8_probe-1.0-py3-none-any.whl", wheel) },
+			registry.Config{PipIndexURL: "http://" + host + "/simple", PipTrustedHosts: []string{host}}},
+		{"node", `import v from "isol8-probe"; console.log(v)`, "npm-ok",
+			func() *testServer {
+				return npmRegistry(t, "isol8-probe", "1.0.0", npmTarball(t, "isol8-probe", "1.0.0", "npm-ok"))
+			},
+			registry.Config{NpmRegistry: "http://" + host + "/"}},
+		{"bun", `import v from "isol8-probe"; console.log(v)`, "npm-ok",
+			func() *testServer {
+				return npmRegistry(t, "isol8-probe", "1.0.0", npmTarball(t, "isol8-probe", "1.0.0", "npm-ok"))
+			},
+			registry.Config{NpmRegistry: "http://" + host + "/"}},
+		{"deno", `import v from "npm:isol8-probe"; console.log(v)`, "npm-ok",
+			func() *testServer {
+				return npmRegistry(t, "isol8-probe", "1.0.0", npmTarball(t, "isol8-probe", "1.0.0", "npm-ok"))
+			},
+			registry.Config{NpmRegistry: "http://" + host + "/"}},
+		{"bash", "isol8-probe", "deb-ok data-ok", func() *testServer { return debRepo(t) },
+			registry.Config{AptSources: "deb [trusted=yes] http://" + host + "/ ./\n"}},
+	} {
+		t.Run(tc.runtime, func(t *testing.T) {
+			backend := tc.backend()
+			proxy := forwardProxy(t, backend)
+			e := installEngine(t, tc.reg, Options{})
+			mustHaveImage(t, e, tc.runtime)
+			env := map[string]string{}
+			for _, k := range []string{"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"} {
+				env[k] = proxy.URL
+			}
+			res, err := e.Execute(t.Context(), Request{Runtime: tc.runtime, InstallPackages: []string{"isol8-probe"}, Code: tc.code, Env: env})
+			if err != nil {
+				t.Fatalf("Execute: %v (proxy saw %q)", err, proxy.hits())
+			}
+			if res.ExitCode != 0 || res.Stdout != tc.want {
+				t.Fatalf("exit %d stdout %q stderr %q (proxy saw %q)", res.ExitCode, res.Stdout, res.Stderr, proxy.hits())
+			}
+			if len(proxy.hits()) == 0 || len(backend.hits()) != len(proxy.hits()) {
+				t.Fatalf("proxy saw %q, registry saw %q", proxy.hits(), backend.hits())
+			}
+		})
 	}
 }
