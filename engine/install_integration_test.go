@@ -1,34 +1,19 @@
 package engine
 
 import (
-	"archive/tar"
-	"archive/zip"
-	"bytes"
-	"compress/gzip"
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/sha512"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/containerd/errdefs"
 
+	"github.com/isol8/isol8/internal/pkgtest"
 	"github.com/isol8/isol8/registry"
 )
 
@@ -36,175 +21,6 @@ import (
 // The sandboxes use the host network (the filtered network is built
 // elsewhere); under filtered the same installers reach the same servers
 // through the proxy variables.
-
-// testServer serves h on a loopback port picked by the kernel and records
-// the paths it was asked for.
-type testServer struct {
-	URL string
-	mu  sync.Mutex
-	hit []string
-}
-
-func startServer(t *testing.T, h http.Handler) *testServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &testServer{URL: "http://" + ln.Addr().String()}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		s.hit = append(s.hit, r.URL.Path)
-		s.mu.Unlock()
-		h.ServeHTTP(w, r)
-	}), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return s
-}
-
-func (s *testServer) hits() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.hit...)
-}
-
-func (s *testServer) wasAsked(path string) bool {
-	for _, h := range s.hits() {
-		if h == path {
-			return true
-		}
-	}
-	return false
-}
-
-// buildWheel makes a pure-Python wheel of one module whose VALUE is value:
-// a zip with the module, and dist-info METADATA, WHEEL and RECORD (each
-// file's urlsafe-base64 sha256 and size).
-func buildWheel(t *testing.T, dist, version, module, value string) []byte {
-	t.Helper()
-	info := dist + "-" + version + ".dist-info"
-	files := []struct{ name, body string }{
-		{module + "/__init__.py", fmt.Sprintf("VALUE = %q\n", value)},
-		{info + "/METADATA", "Metadata-Version: 2.1\nName: " + dist + "\nVersion: " + version + "\n"},
-		{info + "/WHEEL", "Wheel-Version: 1.0\nGenerator: isol8-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"},
-	}
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	var record strings.Builder
-	for _, f := range files {
-		w, err := zw.Create(f.name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write([]byte(f.body))
-		sum := sha256.Sum256([]byte(f.body))
-		fmt.Fprintf(&record, "%s,sha256=%s,%d\n", f.name, base64.RawURLEncoding.EncodeToString(sum[:]), len(f.body))
-	}
-	record.WriteString(info + "/RECORD,,\n")
-	w, err := zw.Create(info + "/RECORD")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write([]byte(record.String()))
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-// pypiIndex serves a PEP 503 "simple" index with one project whose only
-// file is wheel.
-func pypiIndex(t *testing.T, project, wheelName string, wheel []byte) *testServer {
-	sum := sha256.Sum256(wheel)
-	mux := http.NewServeMux()
-	mux.HandleFunc("/simple/", func(w http.ResponseWriter, r *http.Request) {
-		switch strings.Trim(strings.TrimPrefix(r.URL.Path, "/simple/"), "/") {
-		case "":
-			fmt.Fprintf(w, "<html><body><a href=\"/simple/%s/\">%s</a></body></html>", project, project)
-		case project:
-			fmt.Fprintf(w, "<html><body><a href=\"/files/%s#sha256=%s\">%s</a></body></html>",
-				wheelName, hex.EncodeToString(sum[:]), wheelName)
-		default:
-			http.NotFound(w, r)
-		}
-	})
-	mux.HandleFunc("/files/"+wheelName, func(w http.ResponseWriter, r *http.Request) { w.Write(wheel) })
-	return startServer(t, mux)
-}
-
-// npmTarball packs package/package.json and package/index.js, a CommonJS
-// module exporting value.
-func npmTarball(t *testing.T, name, version, value string) []byte {
-	t.Helper()
-	pkg, _ := json.Marshal(map[string]string{"name": name, "version": version, "main": "index.js"})
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	for _, f := range []struct{ name, body string }{
-		{"package/package.json", string(pkg)},
-		{"package/index.js", fmt.Sprintf("module.exports = %q;\n", value)},
-	} {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.body)), ModTime: time.Unix(1700000000, 0), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write([]byte(f.body))
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := gz.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-// npmRegistry serves one package version: its registry document (with the
-// tarball's sha1 shasum and sha512 integrity) and the tarball.
-func npmRegistry(t *testing.T, name, version string, tgz []byte) *testServer {
-	var srv *testServer
-	tarPath := "/" + name + "/-/" + name + "-" + version + ".tgz"
-	sha := sha1.Sum(tgz)
-	sha5 := sha512.Sum512(tgz)
-	mux := http.NewServeMux()
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case tarPath:
-			w.Header().Set("Content-Type", "application/octet-stream")
-			w.Write(tgz)
-		case "/" + name:
-			doc := map[string]any{
-				"name":      name,
-				"dist-tags": map[string]string{"latest": version},
-				"modified":  "2024-01-01T00:00:00.000Z",
-				"versions": map[string]any{version: map[string]any{
-					"name": name, "version": version, "main": "index.js",
-					"dist": map[string]string{
-						"tarball":   baseURL(srv, r) + tarPath,
-						"shasum":    hex.EncodeToString(sha[:]),
-						"integrity": "sha512-" + base64.StdEncoding.EncodeToString(sha5[:]),
-					},
-				}},
-				"time": map[string]string{version: "2024-01-01T00:00:00.000Z", "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z"},
-			}
-			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(doc)
-		default:
-			http.NotFound(w, r)
-		}
-	})
-	srv = startServer(t, mux)
-	return srv
-}
-
-// baseURL is the server's URL as the client addressed it: through a
-// forward proxy that is the registry's public name, not the loopback port.
-func baseURL(srv *testServer, r *http.Request) string {
-	if r.Host != "" && !strings.HasPrefix(r.Host, "127.0.0.1:") {
-		return "http://" + r.Host
-	}
-	return srv.URL
-}
 
 // installEngine is an engine on the host network whose installs use reg.
 func installEngine(t *testing.T, reg registry.Config, opts Options) *Engine {
@@ -226,8 +42,8 @@ func timedRun(t *testing.T, e *Engine, req Request) (*Result, time.Duration) {
 }
 
 func TestInstallPythonFromIndex(t *testing.T) {
-	wheel := buildWheel(t, "isol8_probe", "1.0", "isol8_probe", "wheel-ok")
-	idx := pypiIndex(t, "isol8-probe", "isol8_probe-1.0-py3-none-any.whl", wheel)
+	wheel := pkgtest.BuildWheel(t, "isol8_probe", "1.0", "isol8_probe", "wheel-ok")
+	idx := pkgtest.PyPIIndex(t, "isol8-probe", "isol8_probe-1.0-py3-none-any.whl", wheel)
 	e := installEngine(t, registry.Config{PipIndexURL: idx.URL + "/simple"}, Options{})
 	mustHaveImage(t, e, "python")
 	res, d := timedRun(t, e, Request{Runtime: "python", InstallPackages: []string{"isol8-probe==1.0"},
@@ -235,14 +51,14 @@ func TestInstallPythonFromIndex(t *testing.T) {
 	if res.ExitCode != 0 || !strings.Contains(res.Stdout, "wheel-ok /sandbox/.local/lib/python3") || !strings.HasSuffix(res.Stdout, " 100") {
 		t.Fatalf("exit %d stdout %q stderr %q", res.ExitCode, res.Stdout, res.Stderr)
 	}
-	if !idx.wasAsked("/files/isol8_probe-1.0-py3-none-any.whl") {
-		t.Fatalf("the wheel was not fetched from the test index: %q", idx.hits())
+	if !idx.WasAsked("/files/isol8_probe-1.0-py3-none-any.whl") {
+		t.Fatalf("the wheel was not fetched from the test index: %q", idx.Hits())
 	}
 	t.Logf("python install+run: %v", d)
 }
 
 func TestInstallNodeBunDenoFromRegistry(t *testing.T) {
-	tgz := npmTarball(t, "isol8-probe", "1.0.0", "npm-ok")
+	tgz := pkgtest.NpmTarball(t, "isol8-probe", "1.0.0", "npm-ok")
 	for _, tc := range []struct {
 		runtime, pkg, code, want string
 	}{
@@ -256,15 +72,15 @@ func TestInstallNodeBunDenoFromRegistry(t *testing.T) {
 			"npm-ok /sandbox/.deno"},
 	} {
 		t.Run(tc.runtime, func(t *testing.T) {
-			reg := npmRegistry(t, "isol8-probe", "1.0.0", tgz)
+			reg := pkgtest.NpmRegistry(t, "isol8-probe", "1.0.0", tgz)
 			e := installEngine(t, registry.Config{NpmRegistry: reg.URL + "/"}, Options{})
 			mustHaveImage(t, e, tc.runtime)
 			res, d := timedRun(t, e, Request{Runtime: tc.runtime, InstallPackages: []string{tc.pkg}, Code: tc.code})
 			if res.ExitCode != 0 || res.Stdout != tc.want {
-				t.Fatalf("exit %d stdout %q stderr %q (registry saw %q)", res.ExitCode, res.Stdout, res.Stderr, reg.hits())
+				t.Fatalf("exit %d stdout %q stderr %q (registry saw %q)", res.ExitCode, res.Stdout, res.Stderr, reg.Hits())
 			}
-			if !reg.wasAsked("/isol8-probe/-/isol8-probe-1.0.0.tgz") {
-				t.Fatalf("the tarball was not fetched from the test registry: %q", reg.hits())
+			if !reg.WasAsked("/isol8-probe/-/isol8-probe-1.0.0.tgz") {
+				t.Fatalf("the tarball was not fetched from the test registry: %q", reg.Hits())
 			}
 			t.Logf("%s install+run: %v", tc.runtime, d)
 		})
@@ -274,7 +90,7 @@ func TestInstallNodeBunDenoFromRegistry(t *testing.T) {
 // Hostile package names are refused before any sandbox runs, with an
 // invalid-argument error, and reach no registry.
 func TestInstallHostileNamesRefused(t *testing.T) {
-	idx := startServer(t, http.NotFoundHandler())
+	idx := pkgtest.Start(t, http.NotFoundHandler())
 	e := installEngine(t, registry.Config{PipIndexURL: idx.URL + "/simple", NpmRegistry: idx.URL + "/"}, Options{})
 	for _, tc := range []struct{ runtime, pkg string }{
 		{"python", "numpy; curl x|sh"},
@@ -299,7 +115,7 @@ func TestInstallHostileNamesRefused(t *testing.T) {
 			t.Errorf("%s %q: err %v, want an invalid-argument refusal", tc.runtime, tc.pkg, err)
 		}
 	}
-	if h := idx.hits(); len(h) != 0 {
+	if h := idx.Hits(); len(h) != 0 {
 		t.Fatalf("a refused install reached the registry: %q", h)
 	}
 }
@@ -307,7 +123,7 @@ func TestInstallHostileNamesRefused(t *testing.T) {
 // A failed install ends the execution with the install's exit code and
 // its stderr, secrets masked; the program does not run.
 func TestInstallFailureMessage(t *testing.T) {
-	idx := pypiIndex(t, "isol8-probe", "isol8_probe-1.0-py3-none-any.whl", buildWheel(t, "isol8_probe", "1.0", "isol8_probe", "x"))
+	idx := pkgtest.PyPIIndex(t, "isol8-probe", "isol8_probe-1.0-py3-none-any.whl", pkgtest.BuildWheel(t, "isol8_probe", "1.0", "isol8_probe", "x"))
 	e := installEngine(t, registry.Config{PipIndexURL: idx.URL + "/simple"}, Options{Secrets: map[string]string{"TOKEN": "s3cretpkg"}})
 	mustHaveImage(t, e, "python")
 	_, err := e.Execute(t.Context(), Request{Runtime: "python", Code: "print('ran')", InstallPackages: []string{"s3cretpkg-missing"}})
@@ -320,8 +136,8 @@ func TestInstallFailureMessage(t *testing.T) {
 		strings.Contains(msg, "s3cretpkg") || strings.Contains(msg, "ran") {
 		t.Fatalf("message = %q", msg)
 	}
-	if !idx.wasAsked("/simple/s3cretpkg-missing/") {
-		t.Fatalf("pip did not ask the test index: %q", idx.hits())
+	if !idx.WasAsked("/simple/s3cretpkg-missing/") {
+		t.Fatalf("pip did not ask the test index: %q", idx.Hits())
 	}
 
 	// Streaming: an error event with the same text, then exit with the code.
@@ -345,8 +161,8 @@ func TestInstallFailureMessage(t *testing.T) {
 // the fast pool's reset check sees the host's sockets and replaces the
 // sandbox instead of reusing it; either way nothing may be visible.
 func TestInstallNotVisibleInNextPooledSandbox(t *testing.T) {
-	wheel := buildWheel(t, "isol8_probe", "1.0", "isol8_probe", "wheel-ok")
-	idx := pypiIndex(t, "isol8-probe", "isol8_probe-1.0-py3-none-any.whl", wheel)
+	wheel := pkgtest.BuildWheel(t, "isol8_probe", "1.0", "isol8_probe", "wheel-ok")
+	idx := pkgtest.PyPIIndex(t, "isol8-probe", "isol8_probe-1.0-py3-none-any.whl", wheel)
 	reg := registry.Config{PipIndexURL: idx.URL + "/simple"}
 	e := fastPool(t, Options{Network: NetworkHost, Registries: &reg})
 	mustHaveImage(t, e, "python")
@@ -362,86 +178,21 @@ func TestInstallNotVisibleInNextPooledSandbox(t *testing.T) {
 	t.Logf("sandbox reused: %v", a.ContainerID == b.ContainerID)
 }
 
-// debPackage builds a .deb with dpkg-deb from files (path in the package
-// to content; executables end in "bin/...").
-func debPackage(t *testing.T, dir, name, version, depends string, files map[string]string) {
-	t.Helper()
-	root := filepath.Join(t.TempDir(), name)
-	control := fmt.Sprintf("Package: %s\nVersion: %s\nArchitecture: all\nMaintainer: isol8 tests <t@example.invalid>\nDescription: isol8 test package\n", name, version)
-	if depends != "" {
-		control += "Depends: " + depends + "\n"
-	}
-	files["DEBIAN/control"] = control
-	for p, body := range files {
-		mode := os.FileMode(0o644)
-		if strings.Contains(p, "bin/") {
-			mode = 0o755
-		}
-		full := filepath.Join(root, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(body), mode); err != nil {
-			t.Fatal(err)
-		}
-	}
-	out, err := exec.CommandContext(t.Context(), "dpkg-deb", "--root-owner-group", "-Zgzip", "--build", root,
-		filepath.Join(dir, name+"_"+version+"_all.deb")).CombinedOutput()
-	if err != nil {
-		t.Fatalf("dpkg-deb: %v: %s", err, out)
-	}
-}
-
-// debRepo builds a flat Debian repository (Packages, Release) of two
-// packages, isol8-probe depending on isol8-probe-data, with apt-ftparchive,
-// and serves it.
-func debRepo(t *testing.T) *testServer {
-	t.Helper()
-	for _, tool := range []string{"dpkg-deb", "apt-ftparchive"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (scripts/install-deps.sh installs it)", tool)
-		}
-	}
-	dir := t.TempDir()
-	debPackage(t, dir, "isol8-probe", "1.0", "isol8-probe-data (>= 1.0), bash", map[string]string{
-		"usr/bin/isol8-probe": "#!/bin/sh\nprintf 'deb-ok %s\\n' \"$(cat \"$(dirname \"$0\")/../share/isol8-probe-data/value\")\"\n",
-	})
-	debPackage(t, dir, "isol8-probe-data", "1.0", "", map[string]string{"usr/share/isol8-probe-data/value": "data-ok"})
-	for _, c := range []struct {
-		args []string
-		out  string
-	}{
-		{[]string{"packages", "."}, "Packages"},
-		{[]string{"release", "."}, "Release"},
-	} {
-		cmd := exec.CommandContext(t.Context(), "apt-ftparchive", c.args...)
-		cmd.Dir = dir
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("apt-ftparchive %v: %v", c.args, err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, c.out), out, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return startServer(t, http.FileServer(http.Dir(dir)))
-}
-
 // Bash installs: apt, as the sandbox user, downloads the package and the
 // dependency the image lacks from the configured repository and unpacks
 // both under /sandbox/.apt/root, which leads PATH.
 func TestInstallBashFromDebianRepo(t *testing.T) {
-	repo := debRepo(t)
+	repo := pkgtest.DebRepo(t)
 	e := installEngine(t, registry.Config{AptSources: "deb [trusted=yes] " + repo.URL + "/ ./\n"}, Options{})
 	mustHaveImage(t, e, "bash")
 	res, d := timedRun(t, e, Request{Runtime: "bash", InstallPackages: []string{"isol8-probe"},
 		Code: "isol8-probe; command -v isol8-probe; id -u; ls /var/lib/dpkg/info | grep -c isol8 || true"})
 	want := "deb-ok data-ok\n/sandbox/.apt/root/usr/bin/isol8-probe\n100\n0"
 	if res.ExitCode != 0 || res.Stdout != want {
-		t.Fatalf("exit %d stdout %q stderr %q (repo saw %q)", res.ExitCode, res.Stdout, res.Stderr, repo.hits())
+		t.Fatalf("exit %d stdout %q stderr %q (repo saw %q)", res.ExitCode, res.Stdout, res.Stderr, repo.Hits())
 	}
-	if !slices.ContainsFunc(repo.hits(), func(p string) bool { return strings.HasSuffix(p, "/isol8-probe-data_1.0_all.deb") }) {
-		t.Fatalf("the dependency was not fetched: %q", repo.hits())
+	if !slices.ContainsFunc(repo.Hits(), func(p string) bool { return strings.HasSuffix(p, "/isol8-probe-data_1.0_all.deb") }) {
+		t.Fatalf("the dependency was not fetched: %q", repo.Hits())
 	}
 	t.Logf("bash install+run: %v", d)
 
@@ -460,10 +211,10 @@ func TestInstallTiming(t *testing.T) {
 	if os.Getenv("ISOL8_BENCH_INSTALL") == "" {
 		t.Skip("set ISOL8_BENCH_INSTALL=1 to measure install times")
 	}
-	wheel := buildWheel(t, "isol8_probe", "1.0", "isol8_probe", "wheel-ok")
-	idx := pypiIndex(t, "isol8-probe", "isol8_probe-1.0-py3-none-any.whl", wheel)
-	npm := npmRegistry(t, "isol8-probe", "1.0.0", npmTarball(t, "isol8-probe", "1.0.0", "npm-ok"))
-	repo := debRepo(t)
+	wheel := pkgtest.BuildWheel(t, "isol8_probe", "1.0", "isol8_probe", "wheel-ok")
+	idx := pkgtest.PyPIIndex(t, "isol8-probe", "isol8_probe-1.0-py3-none-any.whl", wheel)
+	npm := pkgtest.NpmRegistry(t, "isol8-probe", "1.0.0", pkgtest.NpmTarball(t, "isol8-probe", "1.0.0", "npm-ok"))
+	repo := pkgtest.DebRepo(t)
 	logs := &syncBuffer{}
 	e := installEngine(t, registry.Config{PipIndexURL: idx.URL + "/simple", NpmRegistry: npm.URL + "/",
 		AptSources: "deb [trusted=yes] " + repo.URL + "/ ./\n"},
@@ -505,8 +256,8 @@ func TestInstallTiming(t *testing.T) {
 // A persistent sandbox keeps what an install put in /sandbox for its later
 // executions.
 func TestInstallPersistentKeepsPackages(t *testing.T) {
-	tgz := npmTarball(t, "isol8-probe", "1.0.0", "npm-ok")
-	reg := npmRegistry(t, "isol8-probe", "1.0.0", tgz)
+	tgz := pkgtest.NpmTarball(t, "isol8-probe", "1.0.0", "npm-ok")
+	reg := pkgtest.NpmRegistry(t, "isol8-probe", "1.0.0", tgz)
 	e := installEngine(t, registry.Config{NpmRegistry: reg.URL + "/"}, Options{Mode: ModePersistent})
 	mustHaveImage(t, e, "node")
 	a := run(t, e, Request{Runtime: "node", InstallPackages: []string{"isol8-probe"}, Code: `import v from "isol8-probe"; console.log(v)`})
@@ -516,62 +267,44 @@ func TestInstallPersistentKeepsPackages(t *testing.T) {
 	}
 }
 
-// forwardProxy is an HTTP forward proxy (absolute-URI requests only, like
-// plain-HTTP registries need) that sends every request to backend whatever
-// host it names, and records the hosts asked for.
-func forwardProxy(t *testing.T, backend *testServer) *testServer {
-	target, err := url.Parse(backend.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := &httputil.ReverseProxy{Director: func(r *http.Request) {
-		r.URL.Scheme, r.URL.Host = target.Scheme, target.Host
-	}}
-	return startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !r.URL.IsAbs() {
-			http.Error(w, "not a proxy request", http.StatusBadRequest)
-			return
-		}
-		rp.ServeHTTP(w, r)
-	}))
-}
-
 // Every installer honours the proxy variables the filtered network sets:
 // the registries are named by a host name that does not resolve, reachable
 // only through a forward proxy given as HTTP_PROXY/http_proxy (here in the
 // request environment, which installs see too).
 func TestInstallThroughProxy(t *testing.T) {
 	const host = "registry.isol8.test"
-	wheel := buildWheel(t, "isol8_probe", "1.0", "isol8_probe", "wheel-ok")
+	wheel := pkgtest.BuildWheel(t, "isol8_probe", "1.0", "isol8_probe", "wheel-ok")
 	for _, tc := range []struct {
 		runtime, code, want string
-		backend             func() *testServer
+		backend             func() *pkgtest.Server
 		reg                 registry.Config
 	}{
 		{"python", "import isol8_probe; print(isol8_probe.VALUE)", "wheel-ok",
-			func() *testServer { return pypiIndex(t, "isol8-probe", "isol8_probe-1.0-py3-none-any.whl", wheel) },
+			func() *pkgtest.Server {
+				return pkgtest.PyPIIndex(t, "isol8-probe", "isol8_probe-1.0-py3-none-any.whl", wheel)
+			},
 			registry.Config{PipIndexURL: "http://" + host + "/simple", PipTrustedHosts: []string{host}}},
 		{"node", `import v from "isol8-probe"; console.log(v)`, "npm-ok",
-			func() *testServer {
-				return npmRegistry(t, "isol8-probe", "1.0.0", npmTarball(t, "isol8-probe", "1.0.0", "npm-ok"))
+			func() *pkgtest.Server {
+				return pkgtest.NpmRegistry(t, "isol8-probe", "1.0.0", pkgtest.NpmTarball(t, "isol8-probe", "1.0.0", "npm-ok"))
 			},
 			registry.Config{NpmRegistry: "http://" + host + "/"}},
 		{"bun", `import v from "isol8-probe"; console.log(v)`, "npm-ok",
-			func() *testServer {
-				return npmRegistry(t, "isol8-probe", "1.0.0", npmTarball(t, "isol8-probe", "1.0.0", "npm-ok"))
+			func() *pkgtest.Server {
+				return pkgtest.NpmRegistry(t, "isol8-probe", "1.0.0", pkgtest.NpmTarball(t, "isol8-probe", "1.0.0", "npm-ok"))
 			},
 			registry.Config{NpmRegistry: "http://" + host + "/"}},
 		{"deno", `import v from "npm:isol8-probe"; console.log(v)`, "npm-ok",
-			func() *testServer {
-				return npmRegistry(t, "isol8-probe", "1.0.0", npmTarball(t, "isol8-probe", "1.0.0", "npm-ok"))
+			func() *pkgtest.Server {
+				return pkgtest.NpmRegistry(t, "isol8-probe", "1.0.0", pkgtest.NpmTarball(t, "isol8-probe", "1.0.0", "npm-ok"))
 			},
 			registry.Config{NpmRegistry: "http://" + host + "/"}},
-		{"bash", "isol8-probe", "deb-ok data-ok", func() *testServer { return debRepo(t) },
+		{"bash", "isol8-probe", "deb-ok data-ok", func() *pkgtest.Server { return pkgtest.DebRepo(t) },
 			registry.Config{AptSources: "deb [trusted=yes] http://" + host + "/ ./\n"}},
 	} {
 		t.Run(tc.runtime, func(t *testing.T) {
 			backend := tc.backend()
-			proxy := forwardProxy(t, backend)
+			proxy := pkgtest.ForwardProxy(t, backend)
 			e := installEngine(t, tc.reg, Options{})
 			mustHaveImage(t, e, tc.runtime)
 			env := map[string]string{}
@@ -580,13 +313,13 @@ func TestInstallThroughProxy(t *testing.T) {
 			}
 			res, err := e.Execute(t.Context(), Request{Runtime: tc.runtime, InstallPackages: []string{"isol8-probe"}, Code: tc.code, Env: env})
 			if err != nil {
-				t.Fatalf("Execute: %v (proxy saw %q)", err, proxy.hits())
+				t.Fatalf("Execute: %v (proxy saw %q)", err, proxy.Hits())
 			}
 			if res.ExitCode != 0 || res.Stdout != tc.want {
-				t.Fatalf("exit %d stdout %q stderr %q (proxy saw %q)", res.ExitCode, res.Stdout, res.Stderr, proxy.hits())
+				t.Fatalf("exit %d stdout %q stderr %q (proxy saw %q)", res.ExitCode, res.Stdout, res.Stderr, proxy.Hits())
 			}
-			if len(proxy.hits()) == 0 || len(backend.hits()) != len(proxy.hits()) {
-				t.Fatalf("proxy saw %q, registry saw %q", proxy.hits(), backend.hits())
+			if len(proxy.Hits()) == 0 || len(backend.Hits()) != len(proxy.Hits()) {
+				t.Fatalf("proxy saw %q, registry saw %q", proxy.Hits(), backend.Hits())
 			}
 		})
 	}
