@@ -324,3 +324,31 @@ func TestInstallThroughProxy(t *testing.T) {
 		})
 	}
 }
+
+// An install that hangs (a registry that never answers) is killed at the
+// execution's timeout and reported with exit code 137.
+func TestInstallTimeout(t *testing.T) {
+	release := make(chan struct{})
+	hang := pkgtest.Start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer close(release)
+	e := installEngine(t, registry.Config{NpmRegistry: hang.URL + "/"}, Options{})
+	mustHaveImage(t, e, "node")
+	start := time.Now()
+	_, err := e.Execute(t.Context(), Request{Runtime: "node", Code: "1", TimeoutMs: 2000, InstallPackages: []string{"isol8-probe"}})
+	var se *SetupError
+	if !errors.As(err, &se) || se.Kind != "install" || se.ExitCode != 137 || !se.TimedOut ||
+		!strings.HasPrefix(err.Error(), "Package install failed (exit code 137): PACKAGE INSTALL TIMED OUT") {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Fatalf("took %v", d)
+	}
+	if len(hang.Hits()) == 0 {
+		t.Fatal("npm never asked the registry")
+	}
+}
