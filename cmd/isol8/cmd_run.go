@@ -149,6 +149,10 @@ func (a *app) runCode(ctx context.Context, g *globals, f *runFlags, file string)
 	defer release()
 	a.wire(&opts, g)
 	opts.OnKeep = a.printKept
+	if len(f.install) > 0 && a.registries != nil {
+		reg := a.registries(ctx)
+		opts.Registries = &reg
+	}
 	logOptions(opts.Logger, f, g.cfg, opts)
 	eng, err := a.newEngine(opts)
 	if err != nil {
