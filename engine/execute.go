@@ -132,6 +132,7 @@ func (e *Engine) run(ctx context.Context, sb *sandbox, p *plan, s sink) (*Result
 			TimeoutMs: p.timeout.Milliseconds(), MaxOutput: e.opts.MaxOutputSize, Files: inline}
 		inline = nil
 		var stderr strings.Builder
+		start := time.Now()
 		exit, err := sb.conn.exec(ctx, ex, nil, hostDeadline(p.timeout), func(t agent.Type, b []byte) {
 			if t == agent.TypeStderr {
 				stderr.Write(b)
@@ -141,6 +142,8 @@ func (e *Engine) run(ctx context.Context, sb *sandbox, p *plan, s sink) (*Result
 		if err != nil {
 			return nil, fmt.Errorf("package install: %w", err)
 		}
+		e.log.Debug("install done", "sandbox", sb.id, "runtime", p.rt.Name, "packages", len(p.install),
+			"exitCode", exit.ExitCode, "dur", time.Since(start))
 		if exit.ExitCode != 0 {
 			return nil, newSetupError("install", exit, strings.TrimSpace(stderr.String()), e.opts.Secrets)
 		}

@@ -79,7 +79,7 @@ func TestPlanRefusesUnbuilt(t *testing.T) {
 		req  Request
 		want string
 	}{
-		{Request{Runtime: "python", Code: "1", InstallPackages: []string{"numpy"}}, TextInstallNotYet},
+		{Request{Runtime: "python", Code: "1", InstallPackages: []string{"numpy"}}, TextInstallNeedsNetwork},
 		{Request{Runtime: "agent", Code: "hi"}, TextAgentNotYet},
 		{Request{Runtime: "python", CodeURL: "https://h/a.py"}, TextRemoteCodeNotYet},
 		{Request{Runtime: "ruby", Code: "1"}, `Unknown runtime: "ruby". Available: python, node, bun, bash, deno`},

@@ -7,6 +7,7 @@ import (
 
 	"github.com/isol8/isol8/api"
 	"github.com/isol8/isol8/driver"
+	"github.com/isol8/isol8/registry"
 )
 
 // Network modes.
@@ -80,6 +81,9 @@ type Options struct {
 	Progress io.Writer `json:"-"`
 	// OnKeep is told about each sandbox left running because of Persist.
 	OnKeep func(KeptSandbox) `json:"-"`
+	// Registries are where package installs fetch from; nil means the
+	// host's own configuration (registry.FromHost), read once.
+	Registries *registry.Config `json:"-"`
 }
 
 // DriverFactory connects a backend; log is the engine's logger.

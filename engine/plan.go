@@ -77,14 +77,12 @@ func (e *Engine) plan(req Request) (*plan, error) {
 			return nil, err
 		}
 	}
-	pkgs := runtimes.NormalizePackages(req.InstallPackages)
-	if err := runtimes.ValidatePackages(pkgs); err != nil {
+	pkgs, err := rt.ValidateInstalls(req.InstallPackages)
+	if err != nil {
 		return nil, invalid(err)
 	}
-	if len(pkgs) > 0 {
-		// Installs would reach the registries through whatever network the
-		// sandbox has; only the filtered network may carry them.
-		return nil, invalidf("%s", TextInstallNotYet)
+	if len(pkgs) > 0 && e.opts.Network == NetworkNone {
+		return nil, invalidf("%s", TextInstallNeedsNetwork)
 	}
 	timeoutMs := req.TimeoutMs
 	if timeoutMs < 0 {
@@ -159,10 +157,13 @@ func (e *Engine) plan(req Request) (*plan, error) {
 
 	base := runtimes.BaseEnv()
 	p.env = append(p.env, base...)
+	p.env = append(p.env, e.planInstall(p)...)
+	p.env = append(p.env, rt.InstalledEnv(pkgs, runtimes.RunPath())...)
 	p.env = appendMap(p.env, e.opts.Secrets)
 	p.env = appendMap(p.env, req.Env)
 	p.setupEnv = append(p.setupEnv, p.env...)
 	p.setupEnv = append(p.setupEnv, "PATH="+runtimes.SetupPath())
+	p.setupEnv = append(p.setupEnv, rt.InstalledEnv(pkgs, runtimes.SetupPath())...)
 	return p, nil
 }
 
@@ -247,7 +248,6 @@ func (e *Engine) codeArgv(req Request, rt *runtimes.Runtime, p *plan) ([]string,
 // same words.
 const (
 	TextAgentNotYet      = "The agent runtime is not available yet in this build"
-	TextInstallNotYet    = "Package installs are not available yet in this build (they need the filtered network)"
 	TextRemoteCodeNotYet = "Remote code (--url, --github, --gist, codeUrl) is not available yet in this build"
 	TextFilteredNotYet   = "Network mode \"filtered\" is not available yet in this build"
 )

@@ -53,6 +53,8 @@ func newSetupError(kind string, exit agent.Exit, stderr string, secrets map[stri
 
 func (e *SetupError) Error() string {
 	switch {
+	case e.Kind == "install" && e.TimedOut:
+		return strings.TrimSpace(fmt.Sprintf("Package install failed (exit code %d): PACKAGE INSTALL TIMED OUT\n%s", e.ExitCode, e.Stderr))
 	case e.Kind == "install":
 		return fmt.Sprintf("Package install failed (exit code %d): %s", e.ExitCode, e.Stderr)
 	case e.TimedOut:

@@ -4,7 +4,7 @@
 # package runs specs under runc on a busybox rootfs), a C compiler and the
 # static libc and libseccomp archives (isol8 validates seccomp profiles with
 # libseccomp and is linked statically), and util-linux's unshare (sandbox
-# user namespaces).
+# user namespaces), apt-utils (package install tests).
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
 need=()
@@ -16,6 +16,8 @@ command -v gcc >/dev/null || need+=(gcc)
 compgen -G '/usr/lib/*/libc.a' >/dev/null || need+=(libc6-dev)
 [ -f /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
+# apt-ftparchive builds the Debian repository the bash install tests serve.
+command -v apt-ftparchive >/dev/null || need+=(apt-utils)
 # unshare creates each sandbox's user namespace as the sandbox's host id;
 # nsenter (same package) is used by the network attachment tests.
 if ! command -v unshare >/dev/null || ! command -v nsenter >/dev/null; then

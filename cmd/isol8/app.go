@@ -22,6 +22,7 @@ import (
 	"github.com/isol8/isol8/config"
 	"github.com/isol8/isol8/engine"
 	"github.com/isol8/isol8/internal/logfmt"
+	"github.com/isol8/isol8/registry"
 )
 
 // version is printed by `isol8 --version` and the debug header.
@@ -59,8 +60,11 @@ type app struct {
 	// isol8.Host outside tests) from the operator part of the options.
 	newAdmin func(engine.Options) (isol8.Admin, error)
 	// registry returns the anchored host patterns of the package registry
-	// a runtime installs from (see registryPatterns).
+	// a runtime installs from (registry.Config.Patterns).
 	registry func(ctx context.Context, runtime string) []string
+	// registries returns the host's registry configuration, which runs
+	// with installs hand to the engine (nil: the engine reads it itself).
+	registries func(ctx context.Context) registry.Config
 	// notify subscribes c to SIGINT and SIGTERM; stopNotify undoes it. Nil
 	// notify means no signal handling.
 	notify     func(c chan<- os.Signal)
@@ -90,8 +94,16 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, env map[string]string, cw
 		}
 		return h, nil
 	}
+	// Read once per process: the allow list and the sandbox's registry
+	// variables come from the same reading.
+	var once sync.Once
+	var reg registry.Config
+	a.registries = func(ctx context.Context) registry.Config {
+		once.Do(func() { reg = registry.Host{Env: a.env, Home: a.home, Cwd: a.cwd}.Load(ctx) })
+		return reg
+	}
 	a.registry = func(ctx context.Context, rt string) []string {
-		return hostRegistry{env: a.env, home: a.home, cwd: a.cwd}.patterns(ctx, rt)
+		return a.registries(ctx).Patterns(rt)
 	}
 	return a
 }

@@ -16,7 +16,6 @@ import (
 // user and a CLI user read one message.
 var (
 	errAgentNotYet    = errf("%s", engine.TextAgentNotYet)
-	errInstallNotYet  = errf("%s", engine.TextInstallNotYet)
 	errURLNotYet      = errf("%s", engine.TextRemoteCodeNotYet)
 	errFilteredNotYet = errf("%s", engine.TextFilteredNotYet)
 )
@@ -24,7 +23,7 @@ var (
 // unbuiltRunFlags are accepted (scripts that pass them get the refusal
 // above, not "unknown option") but hidden from --help until they work.
 var unbuiltRunFlags = []string{
-	"allow", "deny", "install", "url", "github", "gist", "hash", "allow-insecure-code-url",
+	"allow", "deny", "url", "github", "gist", "hash", "allow-insecure-code-url",
 	"host", "key", "session-id", "log-network", "agent-flags",
 }
 
@@ -129,15 +128,15 @@ func (f *runFlags) filterWarnings(network string) []string {
 }
 
 // refuseUnbuilt refuses what this build cannot run yet, before any engine
-// exists (for --install, before the network is switched to filtered).
+// exists.
 func refuseUnbuilt(f *runFlags, src source, network string) error {
 	switch {
 	case src.codeURL != "":
 		return errURLNotYet
 	case src.runtime == runtimes.Agent:
 		return errAgentNotYet
-	case len(f.install) > 0:
-		return errInstallNotYet
+	case len(f.install) > 0 && network == engine.NetworkNone:
+		return errf("%s", engine.TextInstallNeedsNetwork)
 	case network == engine.NetworkFiltered:
 		return errFilteredNotYet
 	}

@@ -64,7 +64,7 @@ func (a *app) runCommand(g *globals) *cobra.Command {
 	strFlag(fs, &f.sandboxSize, "sandbox-size", "", "size", "size of the /sandbox tmpfs (default: config defaults.sandboxSize, else 512m)")
 	strFlag(fs, &f.tmpSize, "tmp-size", "", "size", "size of the /tmp tmpfs (default: config defaults.tmpSize)")
 	strFlag(fs, &f.stdin, "stdin", "", "data", "data piped to the program's stdin")
-	strsFlag(fs, &f.install, "install", "", "package", "install a package before the run (repeatable; enables filtered network unless --net is given)")
+	strsFlag(fs, &f.install, "install", "", "package", "install a package into /sandbox before the run (repeatable; without --net the network is limited to the package registry)")
 	strsFlag(fs, &f.setup, "setup", "", "command", "setup script run before the code, or a local file holding one (repeatable)")
 	strFlag(fs, &f.workdir, "workdir", "", "path", "working directory inside /sandbox (default: /sandbox)")
 	strFlag(fs, &f.url, "url", "", "url", "fetch the code from a URL (requires config remoteCode.enabled)")
@@ -149,6 +149,10 @@ func (a *app) runCode(ctx context.Context, g *globals, f *runFlags, file string)
 	defer release()
 	a.wire(&opts, g)
 	opts.OnKeep = a.printKept
+	if len(f.install) > 0 && a.registries != nil {
+		reg := a.registries(ctx)
+		opts.Registries = &reg
+	}
 	logOptions(opts.Logger, f, g.cfg, opts)
 	eng, err := a.newEngine(opts)
 	if err != nil {

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"maps"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"testing"
@@ -229,58 +226,5 @@ func TestRunDerivationThroughCLI(t *testing.T) {
 		if h.opts.Network != tc.network || !slices.Equal(white, tc.white) {
 			t.Errorf("%v: network %q whitelist %v; want %q %v", tc.args, h.opts.Network, white, tc.network, tc.white)
 		}
-	}
-}
-
-func TestHostRegistry(t *testing.T) {
-	dir := t.TempDir()
-	noNpm := func(context.Context) (string, error) { return "", errors.New("no npm") }
-	for _, tc := range []struct {
-		name    string
-		runtime string
-		reg     hostRegistry
-		files   map[string]string
-		want    []string
-	}{
-		{name: "python default", runtime: "python", reg: hostRegistry{pipFiles: []string{}}, want: pypiPatterns},
-		{name: "python pip.conf index-url", runtime: "python",
-			files: map[string]string{"pip.conf": "[global]\ncert = /x\nindex-url = https://mirror.example.com/simple\nextra_index_url = https://extra.example.org/simple http://second.example.net:8080/s\n"},
-			reg:   hostRegistry{pipFiles: []string{filepath.Join(dir, "missing.conf"), filepath.Join(dir, "pip.conf")}},
-			want:  []string{`^mirror\.example\.com$`, `^extra\.example\.org$`, `^second\.example\.net$`}},
-		{name: "python install section wins", runtime: "python",
-			files: map[string]string{"p2.conf": "[install]\nindex-url=https://b.example/simple\n[global]\nindex-url=https://a.example/simple\n"},
-			reg:   hostRegistry{pipFiles: []string{filepath.Join(dir, "p2.conf")}},
-			want:  []string{`^b\.example$`}},
-		{name: "python cert-only config keeps pypi", runtime: "python",
-			files: map[string]string{"p3.conf": "[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n"},
-			reg:   hostRegistry{pipFiles: []string{filepath.Join(dir, "p3.conf")}},
-			want:  pypiPatterns},
-		{name: "python env wins", runtime: "python",
-			files: map[string]string{"p4.conf": "[global]\nindex-url=https://a.example/simple\n"},
-			reg:   hostRegistry{pipFiles: []string{filepath.Join(dir, "p4.conf")}, env: map[string]string{"PIP_INDEX_URL": "https://env.example/simple"}},
-			want:  []string{`^env\.example$`}},
-		{name: "npm default", runtime: "node", reg: hostRegistry{npm: noNpm}, want: []string{`^registry\.npmjs\.org$`}},
-		{name: "npm config", runtime: "bun", reg: hostRegistry{npm: func(context.Context) (string, error) { return "https://npm.corp.example/\n", nil }},
-			want: []string{`^npm\.corp\.example$`}},
-		{name: "npm env", runtime: "agent", reg: hostRegistry{npm: noNpm, env: map[string]string{"npm_config_registry": "https://r.example/"}},
-			want: []string{`^r\.example$`}},
-		{name: "npm undefined", runtime: "node", reg: hostRegistry{npm: func(context.Context) (string, error) { return "undefined", nil }},
-			want: []string{`^registry\.npmjs\.org$`}},
-		{name: "apt sources", runtime: "bash",
-			files: map[string]string{"sources.list": "# c\ndeb [arch=amd64] http://mirror.example/debian bookworm main\n",
-				"debian.sources": "Types: deb\nURIs: http://deb.debian.org/debian http://mirror.example/debian\nSuites: bookworm\n"},
-			reg:  hostRegistry{aptFiles: []string{filepath.Join(dir, "sources.list"), filepath.Join(dir, "debian.sources")}},
-			want: []string{`^mirror\.example$`, `^deb\.debian\.org$`}},
-		{name: "apt default", runtime: "bash", reg: hostRegistry{aptFiles: []string{}}, want: []string{`^deb\.debian\.org$`}},
-		{name: "deno none", runtime: "deno", reg: hostRegistry{}, want: nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			for name, content := range tc.files {
-				write(t, dir, name, content)
-			}
-			if got := tc.reg.patterns(t.Context(), tc.runtime); !slices.Equal(got, tc.want) {
-				t.Errorf("patterns = %v, want %v", got, tc.want)
-			}
-		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/isol8/isol8/driver"
 	ctrd "github.com/isol8/isol8/driver/containerd"
+	"github.com/isol8/isol8/engine"
 	"github.com/isol8/isol8/internal/testenv"
 )
 
@@ -201,7 +202,7 @@ func TestE2EClearErrors(t *testing.T) {
 			"[ERR] --secret PATH: PATH is a reserved name (isol8 sets it in the sandbox). Reserved: PYTHONUNBUFFERED, PYTHONUSERBASE, NPM_CONFIG_PREFIX, DENO_DIR, PATH, NODE_PATH, HOME\n"},
 		{"agent", []string{"run", "-r", "agent", "-e", "hi"}, 1, "", "[ERR] The agent runtime is not available yet in this build\n"},
 		{"install", []string{"run", "--install", "numpy", "--net", "none", "-e", "1"}, 1, "",
-			"[ERR] Package installs are not available yet in this build (they need the filtered network)\n"},
+			"[ERR] " + engine.TextInstallNeedsNetwork + "\n"},
 		{"binary files", []string{"run", "--files", bin, "-r", "bash", "-e", "sha256sum < /sandbox/blob.bin | cut -c1-16"}, 0,
 			"40aff2e9d2d8922e\n", ""},
 		{"typo", []string{"rn"}, 1, "", "error: unknown command 'rn'\n(Did you mean run?)\n"},
