@@ -36,6 +36,9 @@ type plan struct {
 	install  []string
 	setup    string
 	outputs  []string
+	// cgroup is what the sandbox's cgroup used during the run, measured
+	// when the audit log tracks resources.
+	cgroup *cgroupUsage
 }
 
 // plan validates req in the documented order (first failure wins) and resolves it.
@@ -53,7 +56,8 @@ func (e *Engine) plan(req Request) (*plan, error) {
 		return nil, invalidf("ExecutionRequest must include exactly one of: code, codeUrl, or cmd.")
 	}
 	if strings.TrimSpace(req.CodeURL) != "" {
-		return nil, invalidf("%s", TextRemoteCodeNotYet)
+		// Execute and ExecuteStream fetch remote code before planning.
+		return nil, invalidf("codeUrl was not fetched")
 	}
 	rt, err := runtimes.Get(req.Runtime)
 	if err != nil || !runtimes.Built(req.Runtime) {
@@ -246,10 +250,9 @@ func (e *Engine) codeArgv(req Request, rt *runtimes.Runtime, p *plan) ([]string,
 // Refusals of features this build does not have yet; the CLI prints the
 // same words.
 const (
-	TextAgentNotYet      = "The agent runtime is not available yet in this build"
-	TextInstallNotYet    = "Package installs are not available yet in this build (they need the filtered network)"
-	TextRemoteCodeNotYet = "Remote code (--url, --github, --gist, codeUrl) is not available yet in this build"
-	TextFilteredNotYet   = "Network mode \"filtered\" is not available yet in this build"
+	TextAgentNotYet    = "The agent runtime is not available yet in this build"
+	TextInstallNotYet  = "Package installs are not available yet in this build (they need the filtered network)"
+	TextFilteredNotYet = "Network mode \"filtered\" is not available yet in this build"
 )
 
 // explainStart turns the agent's bare "start <cmd>: no such file or

@@ -237,7 +237,6 @@ func (f *Fetcher) get(ctx context.Context, u *url.URL, p Policy, rules *hostRule
 			ForceAttemptHTTP2:      true,
 			DisableKeepAlives:      true,
 			TLSHandshakeTimeout:    10 * time.Second,
-			ResponseHeaderTimeout:  p.fetchTimeout(),
 			MaxResponseHeaderBytes: 64 << 10,
 		},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {

@@ -17,14 +17,13 @@ import (
 var (
 	errAgentNotYet    = errf("%s", engine.TextAgentNotYet)
 	errInstallNotYet  = errf("%s", engine.TextInstallNotYet)
-	errURLNotYet      = errf("%s", engine.TextRemoteCodeNotYet)
 	errFilteredNotYet = errf("%s", engine.TextFilteredNotYet)
 )
 
 // unbuiltRunFlags are accepted (scripts that pass them get the refusal
 // above, not "unknown option") but hidden from --help until they work.
 var unbuiltRunFlags = []string{
-	"allow", "deny", "install", "url", "github", "gist", "hash", "allow-insecure-code-url",
+	"allow", "deny", "install",
 	"host", "key", "session-id", "log-network", "agent-flags",
 }
 
@@ -132,8 +131,6 @@ func (f *runFlags) filterWarnings(network string) []string {
 // exists (for --install, before the network is switched to filtered).
 func refuseUnbuilt(f *runFlags, src source, network string) error {
 	switch {
-	case src.codeURL != "":
-		return errURLNotYet
 	case src.runtime == runtimes.Agent:
 		return errAgentNotYet
 	case len(f.install) > 0:
