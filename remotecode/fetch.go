@@ -111,17 +111,19 @@ func (f *Fetcher) Fetch(ctx context.Context, p Policy, src Source) (*Code, error
 	if want != "" && !isSHA256(want) {
 		return nil, api.InvalidArgumentf("Invalid codeHash %q: expected 64 hexadecimal characters (SHA-256)", src.Hash)
 	}
+	ctx, cancel := context.WithTimeout(ctx, p.fetchTimeout())
+	defer cancel()
 	// The guard runs again on the address each connection dials; this
 	// first look gives the user the refusal before any request is made.
 	if _, err := f.dialer().Resolve(ctx, u.Hostname()); err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, api.Deadline(fmt.Errorf("Remote code fetch timed out after %dms", p.fetchTimeout().Milliseconds()))
+		}
 		return nil, hostError(u.Hostname(), err)
 	}
 	if p.RequireHash && want == "" {
 		return nil, api.InvalidArgumentf("%s", TextHashRequired)
 	}
-
-	ctx, cancel := context.WithTimeout(ctx, p.fetchTimeout())
-	defer cancel()
 	text, final, err := f.get(ctx, u, p, rules, src.AllowInsecure)
 	if err != nil {
 		return nil, err

@@ -311,3 +311,23 @@ func TestFetchIgnoresEnvProxy(t *testing.T) {
 		t.Fatalf("the environment's proxy got %d requests", n)
 	}
 }
+
+// slowResolver answers only when ctx ends.
+type slowResolver struct{}
+
+func (slowResolver) LookupNetIP(ctx context.Context, _, host string) ([]netip.Addr, error) {
+	<-ctx.Done()
+	return nil, &net.DNSError{Err: ctx.Err().Error(), Name: host, IsTimeout: true}
+}
+
+// The timeout covers the name lookup too.
+func TestFetchTimeoutCoversDNS(t *testing.T) {
+	p := open()
+	p.FetchTimeout = 200 * time.Millisecond
+	start := time.Now()
+	_, err := (&Fetcher{Resolver: slowResolver{}}).Fetch(t.Context(), p, Source{URL: "https://slow.test/x.py"})
+	mustFail(t, err, "Remote code fetch timed out after 200ms")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %s", d)
+	}
+}
