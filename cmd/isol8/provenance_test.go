@@ -86,6 +86,7 @@ func TestAllowPrivateDestinationsTrusted(t *testing.T) {
 	if !h.opts.AllowPrivateDestinations {
 		t.Fatal("the explicit config's switch did not reach the engine")
 	}
+	wantContains(t, "stderr", r.stderr, textPrivateAllowed)
 }
 
 // A local run writes an audit record when the config enables it.
