@@ -109,8 +109,8 @@ type Network struct {
 type Usage struct {
 	CPUTimeMs    int64   `json:"cpuTimeMs"`
 	PeakMemoryMB float64 `json:"peakMemoryMB"`
-	// Cgroup figures; absent when the cgroup could not be read.
-	CgroupCPUTimeMs    *int64   `json:"cgroupCpuTimeMs,omitempty"`
+	// CgroupPeakMemoryMB is the sandbox cgroup's memory high-water mark
+	// during the run; absent when the cgroup could not be read.
 	CgroupPeakMemoryMB *float64 `json:"cgroupPeakMemoryMB,omitempty"`
 }
 

@@ -104,8 +104,8 @@ func (e *Engine) auditExec(ctx context.Context, start time.Time, req Request, sr
 	if l.TrackResources() && res.ResourceUsage != nil {
 		u := &audit.Usage{CPUTimeMs: res.ResourceUsage.CPUTimeMs, PeakMemoryMB: res.ResourceUsage.PeakMemoryMB}
 		if cg := p.cgroup; cg != nil {
-			cpu, peak := cg.cpuMs, float64(cg.peakMemByte)/(1<<20)
-			u.CgroupCPUTimeMs, u.CgroupPeakMemoryMB = &cpu, &peak
+			peak := float64(cg.peakMemByte) / (1 << 20)
+			u.CgroupPeakMemoryMB = &peak
 		}
 		r.Resources = u
 	}

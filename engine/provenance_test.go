@@ -176,7 +176,7 @@ func TestRemoteCodeRuns(t *testing.T) {
 	if strings.Contains(raw, "remote ok") {
 		t.Fatal("code or output in the record without includeCode/includeOutput")
 	}
-	if r.Resources == nil || r.Resources.CgroupCPUTimeMs == nil || r.Resources.CgroupPeakMemoryMB == nil || *r.Resources.CgroupPeakMemoryMB <= 0 {
+	if r.Resources == nil || r.Resources.CgroupPeakMemoryMB == nil || *r.Resources.CgroupPeakMemoryMB <= 0 {
 		t.Fatalf("resources %+v", r.Resources)
 	}
 }
@@ -330,4 +330,27 @@ func TestAuditSlowDiskDoesNotSlowExecutions(t *testing.T) {
 		t.Fatalf("dropped %d of %d records", d, n+1)
 	}
 	w.unblock()
+}
+
+// TestAuditCgroupPeakPerRun: the cgroup's memory high-water mark is reset
+// before each run, so a small run after a big one in the same sandbox
+// reports its own peak.
+func TestAuditCgroupPeakPerRun(t *testing.T) {
+	l, dir := newAuditLog(t, audit.Config{TrackResources: true})
+	e := newTestEngine(t, Options{Mode: ModePersistent, Audit: l})
+	mustHaveImage(t, e, "python")
+	run(t, e, Request{Runtime: "python", Code: "x = bytearray(150 << 20)\nx[::4096] = b'1' * len(x[::4096])\nprint(len(x))"})
+	run(t, e, Request{Runtime: "python", Code: "print(1)"})
+	recs, _ := auditRecords(t, l, dir)
+	if len(recs) != 2 || recs[0].Resources == nil || recs[1].Resources == nil ||
+		recs[0].Resources.CgroupPeakMemoryMB == nil || recs[1].Resources.CgroupPeakMemoryMB == nil {
+		t.Fatalf("records %+v", recs)
+	}
+	big, small := *recs[0].Resources.CgroupPeakMemoryMB, *recs[1].Resources.CgroupPeakMemoryMB
+	if big < 150 || small > big/2 {
+		t.Fatalf("cgroup peaks: big run %.1f MB, small run %.1f MB", big, small)
+	}
+	if rb := recs[0].Resources.PeakMemoryMB; rb < 150 {
+		t.Fatalf("rusage peak of the big run %.1f MB", rb)
+	}
 }
