@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -101,6 +102,26 @@ func TestRunWritesAudit(t *testing.T) {
 	}
 	if h.opts.Audit.Path() != filepath.Join(dir, audit.FileName) {
 		t.Fatalf("audit path %s", h.opts.Audit.Path())
+	}
+
+	// $ISOL8_AUDIT_DIR names the directory when audit.logDir does not.
+	h = newHarness(t)
+	envDir := filepath.Join(t.TempDir(), "from-env")
+	h.env["ISOL8_AUDIT_DIR"] = envDir
+	write(t, h.cwd, "isol8.config.json", `{"audit":{"enabled":true}}`)
+	wantCode(t, h.run("run", "--no-stream", "-e", "print(1)"), 0)
+	if h.opts.Audit.Path() != filepath.Join(envDir, audit.FileName) {
+		t.Fatalf("audit path %s", h.opts.Audit.Path())
+	}
+
+	// Disabled (the default): no logger, no directory.
+	h = newHarness(t)
+	wantCode(t, h.run("run", "--no-stream", "-e", "print(1)"), 0)
+	if h.opts.Audit != nil {
+		t.Fatal("audit logger without audit.enabled")
+	}
+	if _, err := os.Stat(filepath.Join(h.cwd, audit.DefaultDirName)); !os.IsNotExist(err) {
+		t.Fatalf("audit directory made while disabled: %v", err)
 	}
 }
 
