@@ -94,8 +94,14 @@ func TestAllowPrivateDestinationsTrusted(t *testing.T) {
 func TestRunWritesAudit(t *testing.T) {
 	h := newHarness(t)
 	dir := filepath.Join(h.cwd, "aud")
+	// Where the log goes is trusted configuration: a working-directory
+	// file may not choose where root writes.
 	write(t, h.cwd, "isol8.config.json", `{"audit":{"enabled":true,"logDir":"aud"}}`)
 	r := h.run("run", "--no-stream", "-e", "print(1)")
+	wantCode(t, r, 1)
+	wantContains(t, "stderr", r.stderr, `"audit.logDir" weakens`)
+	cfg := write(t, t.TempDir(), "c.json", `{"audit":{"enabled":true,"logDir":"aud"}}`)
+	r = h.run("--config", cfg, "run", "--no-stream", "-e", "print(1)")
 	wantCode(t, r, 0)
 	if h.opts.Audit == nil {
 		t.Fatal("no audit logger")
