@@ -354,3 +354,15 @@ func TestAuditCgroupPeakPerRun(t *testing.T) {
 		t.Fatalf("rusage peak of the big run %.1f MB", rb)
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://user:hunter2@example.com/a.py": "https://user:xxxxx@example.com/a.py",
+		"https://example.com/a.py?x=1":          "https://example.com/a.py?x=1",
+		"::":                                    "::",
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("%s: %s", in, got)
+		}
+	}
+}

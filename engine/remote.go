@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"net/url"
 	"strings"
 
 	"github.com/isol8/isol8/audit"
@@ -17,7 +18,7 @@ func (e *Engine) resolveRemote(ctx context.Context, req Request) (Request, *audi
 	if strings.TrimSpace(req.CodeURL) == "" || strings.TrimSpace(req.Code) != "" || strings.TrimSpace(req.Cmd) != "" {
 		return req, nil, nil
 	}
-	src := &audit.Source{Kind: "url", URL: req.CodeURL, ExpectedHash: req.CodeHash}
+	src := &audit.Source{Kind: "url", URL: redactURL(req.CodeURL), ExpectedHash: req.CodeHash}
 	policy, err := e.remotePolicy()
 	if err != nil {
 		return req, src, err
@@ -28,9 +29,9 @@ func (e *Engine) resolveRemote(ctx context.Context, req Request) (Request, *audi
 		return req, src, err
 	}
 	if e.debugOn() {
-		e.log.Debug("remote code fetched", "url", code.URL, "final_url", code.FinalURL, "sha256", code.SHA256, "bytes", len(code.Text))
+		e.log.Debug("remote code fetched", "url", redactURL(code.URL), "final_url", redactURL(code.FinalURL), "sha256", code.SHA256, "bytes", len(code.Text))
 	}
-	src.FinalURL = code.FinalURL
+	src.FinalURL = redactURL(code.FinalURL)
 	req.Code, req.CodeURL = code.Text, ""
 	return req, src, nil
 }
@@ -42,4 +43,14 @@ func (e *Engine) remotePolicy() (remotecode.Policy, error) {
 		operator = *e.opts.RemoteCode
 	}
 	return remotecode.Tighten(operator, e.opts.RemoteCodeRequest)
+}
+
+// redactURL hides a password in a URL's user info before it is logged or
+// recorded.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return u.Redacted()
 }
