@@ -146,4 +146,6 @@ type Options struct {
 	Security       *Security         `json:"security,omitempty"`
 	PoolStrategy   string            `json:"poolStrategy,omitempty"`
 	PoolSize       *PoolSize         `json:"poolSize,omitempty"`
+	// RemoteCode can only narrow the server's remote-code policy.
+	RemoteCode *RemoteCodePolicy `json:"remoteCode,omitempty"`
 }

@@ -78,6 +78,11 @@ type ExecDefaults struct {
 type Network struct {
 	Whitelist []string `json:"whitelist"`
 	Blacklist []string `json:"blacklist"`
+	// AllowPrivateDestinations lets host-side connections made for
+	// sandboxes (remote code fetches, the filtered proxy) reach loopback,
+	// private, link-local and metadata addresses. It weakens the SSRF
+	// guard, so only a trusted file may set it.
+	AllowPrivateDestinations bool `json:"allowPrivateDestinations,omitempty"`
 }
 
 // Cleanup controls server session pruning ("cleanup" section).

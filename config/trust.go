@@ -31,7 +31,8 @@ const (
 // choose what runs on the host as root: another containerd socket or OCI
 // runtime binary, a seccomp mode other than strict, a custom profile path,
 // the host id range of sandboxes, host networking, a writable root
-// filesystem. A key set to its built-in
+// filesystem, an SSRF guard open to internal addresses, the directory the
+// audit log is written to and a script run after each record. A key set to its built-in
 // default is not listed.
 func (c *Config) Weakening() []string {
 	d := Defaults()
@@ -49,6 +50,11 @@ func (c *Config) Weakening() []string {
 	add(c.Security.UserNS.Effective() != (*UserNS)(nil).Effective(), "security.userns")
 	add(c.Defaults.Network == "host", "defaults.network")
 	add(!c.Defaults.ReadonlyRootFs, "defaults.readonlyRootFs")
+	add(c.Network.AllowPrivateDestinations, "network.allowPrivateDestinations")
+	// Where isol8 (often root) writes the audit log, and a program it
+	// would run after each record.
+	add(c.Audit.LogDir != d.Audit.LogDir, "audit.logDir")
+	add(c.Audit.PostLogScript != d.Audit.PostLogScript, "audit.postLogScript")
 	return keys
 }
 

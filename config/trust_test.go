@@ -24,6 +24,11 @@ func TestTrust(t *testing.T) {
 		"security.userns":            `{"security":{"userns":{"base":2000000}}}`,
 		"defaults.readonlyRootFs":    `{"defaults":{"readonlyRootFs":false}}`,
 	}
+	// Opens the SSRF guard of host-side fetches to internal addresses.
+	weakening["network.allowPrivateDestinations"] = `{"network":{"allowPrivateDestinations":true}}`
+	// Where root writes the audit log, and what it runs after a record.
+	weakening["audit.logDir"] = `{"audit":{"logDir":"/etc/logrotate.d"}}`
+	weakening["audit.postLogScript"] = `{"audit":{"postLogScript":"/tmp/evil.sh"}}`
 	harmless := []string{
 		`{"security":{"seccomp":"strict"},"containerd":{"runtime":"runc"},"defaults":{"network":"none","readonlyRootFs":true}}`,
 		`{"maxConcurrent":3,"defaults":{"memoryLimit":"1g"}}`,

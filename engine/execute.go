@@ -24,16 +24,26 @@ type sink interface {
 
 // Execute runs one request to completion and returns its result.
 func (e *Engine) Execute(ctx context.Context, req Request) (*Result, error) {
+	start := time.Now()
+	req, src, err := e.resolveRemote(ctx, req)
+	if err != nil {
+		e.auditExec(ctx, start, req, src, nil, nil, err)
+		return nil, err
+	}
 	p, err := e.plan(req)
 	if err != nil {
+		e.auditExec(ctx, start, req, src, nil, nil, err)
 		return nil, err
 	}
 	col := newBufferedSink(e.opts.Secrets)
 	res, err := e.execute(ctx, p, col)
 	if err != nil {
-		return nil, maskError(e.opts.Secrets, err)
+		err = maskError(e.opts.Secrets, err)
+		e.auditExec(ctx, start, req, src, p, nil, err)
+		return nil, err
 	}
 	col.fill(res, e.opts.MaxOutputSize)
+	e.auditExec(ctx, start, req, src, p, res, nil)
 	return res, nil
 }
 
@@ -42,8 +52,15 @@ func (e *Engine) Execute(ctx context.Context, req Request) (*Result, error) {
 // are returned before any event. Cancelling ctx kills the program and
 // releases the sandbox; the consumer must drain the channel or cancel ctx.
 func (e *Engine) ExecuteStream(ctx context.Context, req Request) (<-chan Event, error) {
+	start := time.Now()
+	req, src, err := e.resolveRemote(ctx, req)
+	if err != nil {
+		e.auditExec(ctx, start, req, src, nil, nil, err)
+		return nil, err
+	}
 	p, err := e.plan(req)
 	if err != nil {
+		e.auditExec(ctx, start, req, src, nil, nil, err)
 		return nil, err
 	}
 	ch := make(chan Event, 64)
@@ -51,6 +68,8 @@ func (e *Engine) ExecuteStream(ctx context.Context, req Request) (<-chan Event, 
 	go func() {
 		defer close(ch)
 		res, err := e.execute(ctx, p, s)
+		// Streamed output is not collected: the record has no stdout/stderr.
+		e.auditExec(ctx, start, req, src, p, res, maskError(e.opts.Secrets, err))
 		s.flush()
 		var setup *SetupError
 		switch {
@@ -170,9 +189,14 @@ func (e *Engine) run(ctx context.Context, sb *sandbox, p *plan, s sink) (*Result
 
 	ex := agent.Exec{Argv: p.argv, Env: p.env, Dir: p.dir, TimeoutMs: p.timeout.Milliseconds(),
 		MaxOutput: e.outputCap(s), Files: inline}
+	var cg *cgroupSample
+	if e.opts.Audit.TrackResources() {
+		cg = startCgroupSample(sb.id)
+	}
 	exit, err := sb.conn.exec(ctx, ex, p.stdin, hostDeadline(p.timeout), func(t agent.Type, b []byte) {
 		s.output(PhaseCode, t, b)
 	})
+	p.cgroup = cg.finish()
 	if err != nil {
 		if errdefs.IsInvalidArgument(err) {
 			return nil, e.explainStart(ctx, sb, p, err)

@@ -81,7 +81,6 @@ func TestPlanRefusesUnbuilt(t *testing.T) {
 	}{
 		{Request{Runtime: "python", Code: "1", InstallPackages: []string{"numpy"}}, TextInstallNeedsNetwork},
 		{Request{Runtime: "agent", Code: "hi"}, TextAgentNotYet},
-		{Request{Runtime: "python", CodeURL: "https://h/a.py"}, TextRemoteCodeNotYet},
 		{Request{Runtime: "ruby", Code: "1"}, `Unknown runtime: "ruby". Available: python, node, bun, bash, deno`},
 	} {
 		_, err := e.plan(tc.req)

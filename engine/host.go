@@ -7,8 +7,10 @@ import (
 	"sync"
 
 	"github.com/isol8/isol8/api"
+	"github.com/isol8/isol8/audit"
 	"github.com/isol8/isol8/driver"
 	"github.com/isol8/isol8/internal/initbin"
+	"github.com/isol8/isol8/remotecode"
 )
 
 // HostOptions are the operator's settings of a host: the backend and host
@@ -44,6 +46,15 @@ type HostOptions struct {
 	// custom mode gets; empty refuses the custom mode to sessions. Views
 	// made with NewEngine name their own.
 	CustomProfilePath string
+	// RemoteCode is the operator's remote-code policy (nil: disabled). A
+	// session's client options can only tighten it (remotecode.Tighten);
+	// views without a policy of their own get it.
+	RemoteCode *remotecode.Policy
+	// AllowPrivateDestinations opens the SSRF guard of host-side fetches
+	// for internal addresses, for every view.
+	AllowPrivateDestinations bool
+	// Audit is the audit log of every view that names none.
+	Audit *audit.Logger
 }
 
 // Host is the long-lived, shared part of a process's sandboxes: the driver
@@ -115,6 +126,7 @@ func (o Options) HostOptions() HostOptions {
 		NewDriver: o.NewDriver, Containerd: o.Containerd, UserNS: o.UserNS, InitPath: o.InitPath,
 		Logger: o.Logger, Progress: o.Progress, MaxConcurrent: o.MaxConcurrent,
 		MaxTimeoutMs: o.MaxTimeoutMs, MaxOutputPaths: o.MaxOutputPaths, MaxOutputFilesBytes: o.MaxOutputFilesBytes,
+		RemoteCode: o.RemoteCode, AllowPrivateDestinations: o.AllowPrivateDestinations, Audit: o.Audit,
 	}
 	if o.Security != nil {
 		h.CustomProfilePath = o.Security.CustomProfilePath
@@ -158,6 +170,12 @@ func (h *Host) NewEngine(opts Options) (*Engine, error) {
 func (h *Host) Session(c api.Options) (*Engine, error) {
 	o := Options{}.WithClient(c)
 	o.Security.CustomProfilePath = h.opts.CustomProfilePath
+	// The client's remoteCode options narrow the host's policy at each
+	// fetch; bad patterns are refused now.
+	if _, err := remotecode.Tighten(remotecode.Policy{}, c.RemoteCode); err != nil {
+		return nil, err
+	}
+	o.RemoteCode = h.opts.RemoteCode
 	if o.Security.Seccomp == SeccompCustom && h.opts.CustomProfilePath == "" {
 		return nil, invalidf("seccomp mode %q: this host has no custom profile", SeccompCustom)
 	}
@@ -185,6 +203,13 @@ func (h *Host) bound(o *Options) error {
 		return invalidf("Invalid maxOutputFilesBytes: %d. Must be at most %d (the host's)", o.MaxOutputFilesBytes, h.opts.MaxOutputFilesBytes)
 	}
 	o.MaxConcurrent = h.opts.MaxConcurrent
+	if o.RemoteCode == nil {
+		o.RemoteCode = h.opts.RemoteCode
+	}
+	if o.Audit == nil {
+		o.Audit = h.opts.Audit
+	}
+	o.AllowPrivateDestinations = o.AllowPrivateDestinations || h.opts.AllowPrivateDestinations
 	o.NewDriver, o.Containerd, o.UserNS, o.InitPath = h.opts.NewDriver, h.opts.Containerd, h.opts.UserNS, h.opts.InitPath
 	return nil
 }

@@ -6,8 +6,10 @@ import (
 	"log/slog"
 
 	"github.com/isol8/isol8/api"
+	"github.com/isol8/isol8/audit"
 	"github.com/isol8/isol8/driver"
 	"github.com/isol8/isol8/registry"
+	"github.com/isol8/isol8/remotecode"
 )
 
 // Network modes.
@@ -84,6 +86,17 @@ type Options struct {
 	// Registries are where package installs fetch from; nil means the
 	// host's own configuration (registry.FromHost), read once.
 	Registries *registry.Config `json:"-"`
+	// RemoteCode is the operator's policy codeUrl requests are fetched
+	// under; nil disables remote code (the library default).
+	RemoteCode *remotecode.Policy `json:"-"`
+	// RemoteCodeRequest is a client's remoteCode options: they can only
+	// narrow RemoteCode (remotecode.Tighten), never widen it.
+	RemoteCodeRequest *api.RemoteCodePolicy `json:"-"`
+	// AllowPrivateDestinations opens the SSRF guard of host-side fetches
+	// (remote code) for loopback, private and link-local addresses.
+	AllowPrivateDestinations bool `json:"-"`
+	// Audit receives one record per execution; nil records nothing.
+	Audit *audit.Logger `json:"-"`
 }
 
 // DriverFactory connects a backend; log is the engine's logger.
@@ -119,7 +132,7 @@ func (o Options) Client() api.Options {
 		MemoryLimit: o.MemoryLimit, PidsLimit: o.PidsLimit, ReadonlyRootFs: o.ReadonlyRootFs,
 		MaxOutputSize: o.MaxOutputSize, Secrets: o.Secrets, TimeoutMs: o.TimeoutMs, Image: o.Image,
 		SandboxSize: o.SandboxSize, TmpSize: o.TmpSize, Debug: o.Debug, LogNetwork: o.LogNetwork,
-		PoolStrategy: o.PoolStrategy, PoolSize: o.PoolSize,
+		PoolStrategy: o.PoolStrategy, PoolSize: o.PoolSize, RemoteCode: o.RemoteCodeRequest,
 	}
 	if o.Security != nil {
 		c.Security = &api.Security{Seccomp: o.Security.Seccomp}
@@ -137,6 +150,7 @@ func (o Options) WithClient(c api.Options) Options {
 	o.MaxOutputSize, o.Secrets, o.TimeoutMs, o.Image = c.MaxOutputSize, c.Secrets, c.TimeoutMs, c.Image
 	o.SandboxSize, o.TmpSize, o.Debug, o.LogNetwork = c.SandboxSize, c.TmpSize, c.Debug, c.LogNetwork
 	o.PoolStrategy, o.PoolSize = c.PoolStrategy, c.PoolSize
+	o.RemoteCodeRequest = c.RemoteCode
 	sec := &Security{}
 	if o.Security != nil {
 		sec.CustomProfilePath = o.Security.CustomProfilePath

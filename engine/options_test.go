@@ -48,6 +48,7 @@ func TestClientOptionsRoundTrip(t *testing.T) {
 		Secrets: map[string]string{"K": "v"}, TimeoutMs: 11, Image: "img", SandboxSize: "1g", TmpSize: "2g",
 		Debug: true, LogNetwork: true, Security: &api.Security{Seccomp: SeccompUnconfined},
 		PoolStrategy: PoolSecure, PoolSize: &api.PoolSize{Clean: 3, Dirty: 4},
+		RemoteCode: &api.RemoteCodePolicy{RequireHash: true},
 	}
 	v := reflect.ValueOf(c)
 	for i := 0; i < v.NumField(); i++ {

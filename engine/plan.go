@@ -36,6 +36,9 @@ type plan struct {
 	install  []string
 	setup    string
 	outputs  []string
+	// cgroup is what the sandbox's cgroup used during the run, measured
+	// when the audit log tracks resources.
+	cgroup *cgroupUsage
 }
 
 // plan validates req in the documented order (first failure wins) and resolves it.
@@ -53,7 +56,8 @@ func (e *Engine) plan(req Request) (*plan, error) {
 		return nil, invalidf("ExecutionRequest must include exactly one of: code, codeUrl, or cmd.")
 	}
 	if strings.TrimSpace(req.CodeURL) != "" {
-		return nil, invalidf("%s", TextRemoteCodeNotYet)
+		// Execute and ExecuteStream fetch remote code before planning.
+		return nil, invalidf("codeUrl was not fetched")
 	}
 	rt, err := runtimes.Get(req.Runtime)
 	if err != nil || !runtimes.Built(req.Runtime) {

@@ -241,6 +241,7 @@ func (a *app) rootCommand(g *globals) *cobra.Command {
 		a.loginCommand(g),
 		a.logoutCommand(g),
 		a.sessionCommand(g),
+		a.auditCommand(g),
 	)
 	root.SetHelpCommand(&cobra.Command{
 		Use:   "help [command]",

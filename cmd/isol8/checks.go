@@ -16,14 +16,13 @@ import (
 // user and a CLI user read one message.
 var (
 	errAgentNotYet    = errf("%s", engine.TextAgentNotYet)
-	errURLNotYet      = errf("%s", engine.TextRemoteCodeNotYet)
 	errFilteredNotYet = errf("%s", engine.TextFilteredNotYet)
 )
 
 // unbuiltRunFlags are accepted (scripts that pass them get the refusal
 // above, not "unknown option") but hidden from --help until they work.
 var unbuiltRunFlags = []string{
-	"allow", "deny", "url", "github", "gist", "hash", "allow-insecure-code-url",
+	"allow", "deny",
 	"host", "key", "session-id", "log-network", "agent-flags",
 }
 
@@ -131,8 +130,6 @@ func (f *runFlags) filterWarnings(network string) []string {
 // exists.
 func refuseUnbuilt(f *runFlags, src source, network string) error {
 	switch {
-	case src.codeURL != "":
-		return errURLNotYet
 	case src.runtime == runtimes.Agent:
 		return errAgentNotYet
 	case len(f.install) > 0 && network == engine.NetworkNone:

@@ -16,6 +16,7 @@ import (
 
 	"github.com/isol8/isol8"
 	"github.com/isol8/isol8/engine"
+	"github.com/isol8/isol8/remotecode"
 	"github.com/isol8/isol8/runtimes"
 )
 
@@ -113,6 +114,9 @@ func (a *app) runCode(ctx context.Context, g *globals, f *runFlags, file string)
 	if err := refuseUnbuilt(f, src, opts.Network); err != nil {
 		return err
 	}
+	if src.codeURL != "" && !g.cfg.RemoteCode.Enabled {
+		return errf("%s", remotecode.TextDisabled)
+	}
 	if err := configMemoryOK(f, g.cfg, opts.MemoryLimit); err != nil {
 		return err
 	}
@@ -153,6 +157,11 @@ func (a *app) runCode(ctx context.Context, g *globals, f *runFlags, file string)
 		reg := a.registries(ctx)
 		opts.Registries = &reg
 	}
+	auditLog, err := a.wireProvenance(&opts, g.cfg)
+	if err != nil {
+		return err
+	}
+	defer a.closeAudit(auditLog) // after the engine stopped (deferred below)
 	logOptions(opts.Logger, f, g.cfg, opts)
 	eng, err := a.newEngine(opts)
 	if err != nil {

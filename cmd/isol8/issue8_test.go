@@ -108,9 +108,6 @@ func TestRunUnbuiltRefused(t *testing.T) {
 		{[]string{"prompt.txt"}, "[ERR] The agent runtime is not available yet in this build\n"},
 		{[]string{"-e", "1", "--install", "numpy"}, "[ERR] Network mode \"filtered\" is not available yet in this build\n"},
 		{[]string{"-e", "1", "--install", "numpy", "--net", "none"}, "[ERR] " + engine.TextInstallNeedsNetwork + "\n"},
-		{[]string{"--url", "https://h/a.py"}, "[ERR] Remote code (--url, --github, --gist, codeUrl) is not available yet in this build\n"},
-		{[]string{"--github", "o/r/main/s.py"}, "[ERR] Remote code (--url, --github, --gist, codeUrl) is not available yet in this build\n"},
-		{[]string{"--gist", "id/f.js"}, "[ERR] Remote code (--url, --github, --gist, codeUrl) is not available yet in this build\n"},
 		{[]string{"-e", "1", "--net", "filtered"}, "[ERR] Network mode \"filtered\" is not available yet in this build\n"},
 	} {
 		h := newHarness(t)
@@ -127,7 +124,7 @@ func TestRunHelpHidesUnbuilt(t *testing.T) {
 	h := newHarness(t)
 	r := h.run("run", "--help")
 	wantCode(t, r, 0)
-	for _, hidden := range []string{"--url", "--github", "--gist", "--hash", "--allow ", "--deny", "--log-network",
+	for _, hidden := range []string{"--allow ", "--deny", "--log-network",
 		"--agent-flags", "--host", "--key", "--session-id", "agent", "filtered"} {
 		if strings.Contains(r.stdout, hidden) {
 			t.Errorf("run --help shows %q:\n%s", hidden, r.stdout)
