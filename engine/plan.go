@@ -251,9 +251,8 @@ func (e *Engine) codeArgv(req Request, rt *runtimes.Runtime, p *plan) ([]string,
 // Refusals of features this build does not have yet; the CLI prints the
 // same words.
 const (
-	TextAgentNotYet      = "The agent runtime is not available yet in this build"
-	TextRemoteCodeNotYet = "Remote code (--url, --github, --gist, codeUrl) is not available yet in this build"
-	TextFilteredNotYet   = "Network mode \"filtered\" is not available yet in this build"
+	TextAgentNotYet    = "The agent runtime is not available yet in this build"
+	TextFilteredNotYet = "Network mode \"filtered\" is not available yet in this build"
 )
 
 // explainStart turns the agent's bare "start <cmd>: no such file or
