@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"time"
 	"unicode"
@@ -131,6 +132,10 @@ func OpenWith(ctx context.Context, conn string, opts ...Option) (Store, error) {
 	}
 	return openSQL(ctx, conn, o)
 }
+
+// DefaultPath is the SQLite file used when DB-backed auth is enabled
+// without a connection string: ~/.isol8/auth.db below home.
+func DefaultPath(home string) string { return filepath.Join(home, ".isol8", "auth.db") }
 
 // Backend names the database conn selects: "postgres", "mysql" or "sqlite".
 func Backend(conn string) string {

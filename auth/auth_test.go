@@ -39,6 +39,12 @@ func TestBackend(t *testing.T) {
 	}
 }
 
+func TestDefaultPath(t *testing.T) {
+	if got := DefaultPath("/home/u"); got != "/home/u/.isol8/auth.db" || Backend(got) != "sqlite" {
+		t.Errorf("DefaultPath = %q", got)
+	}
+}
+
 func TestRedact(t *testing.T) {
 	for conn, want := range map[string]string{
 		"postgres://u:hunter2@db:5432/isol8?sslmode=disable": "postgres://u:xxxxx@db:5432/isol8?sslmode=disable",
