@@ -37,6 +37,9 @@ type dialect struct {
 	// release commits (SQLite), so migrations must not open their own.
 	lock func(ctx context.Context, conn *sql.Conn) (release func(commit bool) error, err error)
 	inTx bool
+	// busy reports an error that only means another process holds the
+	// database for now (nil: none are retried).
+	busy func(error) bool
 }
 
 // columns are the api_keys column names: camelCase in SQLite, as the
@@ -148,7 +151,18 @@ func mysqlDialect() *dialect {
 }
 
 func sqliteDialect() *dialect {
-	return &dialect{name: "sqlite", cols: camelColumns, textTime: true, lock: sqliteLock, inTx: true}
+	return &dialect{name: "sqlite", cols: camelColumns, textTime: true, lock: sqliteLock, inTx: true, busy: sqliteBusy}
+}
+
+// sqliteBusy reports SQLITE_BUSY and SQLITE_LOCKED (with any extended
+// code).
+func sqliteBusy(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	code := se.Code() & 0xff
+	return code == 5 || code == 6
 }
 
 func openPostgres(conn string) (*sql.DB, error) {

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -24,6 +25,9 @@ type sqlStore struct {
 
 var _ Store = (*sqlStore)(nil)
 
+// maxConns bounds a store's database connections.
+const maxConns = 16
+
 // queries are the statements, built once for the dialect.
 type queries struct {
 	insert, byHash, touch, list, listTenant, revoke, deleteExpired string
@@ -39,13 +43,43 @@ func openSQL(ctx context.Context, conn string, o options) (_ Store, retErr error
 			db.Close()
 		}
 	}()
-	if err := db.PingContext(ctx); err != nil {
-		return nil, fmt.Errorf("open auth store %s: %w", Redact(conn), err)
-	}
-	if err := migrate(ctx, db, d, o.migrations, o.now(), o.log); err != nil {
-		return nil, fmt.Errorf("migrate auth store %s: %w", Redact(conn), err)
+	// Bounded, so that a burst of requests cannot use up a database
+	// server's connection slots; idle ones are kept for the next burst.
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	err = retryBusy(ctx, d, func() error {
+		if err := db.PingContext(ctx); err != nil {
+			return fmt.Errorf("open auth store %s: %w", Redact(conn), err)
+		}
+		if err := migrate(ctx, db, d, o.migrations, o.now(), o.log); err != nil {
+			return fmt.Errorf("migrate auth store %s: %w", Redact(conn), err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return &sqlStore{db: db, d: d, now: o.now, q: buildQueries(d)}, nil
+}
+
+// retryBusy runs open again while it fails only because another process
+// holds the database. SQLite's busy timeout covers ordinary statements,
+// but switching a new file to WAL mode while another process does the
+// same fails at once with SQLITE_BUSY, without waiting.
+func retryBusy(ctx context.Context, d *dialect, open func() error) error {
+	deadline := time.Now().Add(migrationLockTimeout)
+	for {
+		err := open()
+		if err == nil || d.busy == nil || !d.busy(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(5+rand.IntN(45)) * time.Millisecond):
+		}
+	}
 }
 
 func buildQueries(d *dialect) queries {
