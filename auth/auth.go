@@ -17,6 +17,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -72,10 +73,37 @@ type Key struct {
 	Revoked    bool       `json:"revoked"`
 }
 
+// TimeFormat is how the REST API writes a key's times: ISO-8601 in UTC
+// with milliseconds, as JavaScript's Date.toISOString.
+const TimeFormat = "2006-01-02T15:04:05.000Z"
+
+// FormatTime writes t in TimeFormat.
+func FormatTime(t time.Time) string { return t.UTC().Format(TimeFormat) }
+
+// MarshalJSON writes the key as GET /auth/keys lists it: times in
+// TimeFormat, lastUsedAt null until the key is first used.
+func (k Key) MarshalJSON() ([]byte, error) {
+	var used *string
+	if k.LastUsedAt != nil {
+		s := FormatTime(*k.LastUsedAt)
+		used = &s
+	}
+	return json.Marshal(struct {
+		ID         string  `json:"id"`
+		Name       string  `json:"name"`
+		KeyPrefix  string  `json:"keyPrefix"`
+		TenantID   string  `json:"tenantId"`
+		CreatedAt  string  `json:"createdAt"`
+		ExpiresAt  string  `json:"expiresAt"`
+		LastUsedAt *string `json:"lastUsedAt"`
+		Revoked    bool    `json:"revoked"`
+	}{k.ID, k.Name, k.KeyPrefix, k.TenantID, FormatTime(k.CreatedAt), FormatTime(k.ExpiresAt), used, k.Revoked})
+}
+
 // Created is a key just made, with its plaintext Token ("isol8_" + 64 hex
-// characters). The token is shown to the caller once and stored nowhere; it
-// is excluded from JSON so that marshalling a Created by mistake cannot leak
-// it.
+// characters). The token is shown to the caller once and stored nowhere; a
+// Created marshals to JSON as its Key (Key's MarshalJSON is promoted), so
+// marshalling one by mistake cannot leak the token.
 type Created struct {
 	Key
 	Token string `json:"-"`

@@ -3,6 +3,7 @@ package auth
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
@@ -36,6 +37,37 @@ func TestBackend(t *testing.T) {
 		if got := Backend(conn); got != want {
 			t.Errorf("Backend(%q) = %q, want %q", conn, got, want)
 		}
+	}
+}
+
+func TestKeyJSON(t *testing.T) {
+	created := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	k := Key{ID: "id1", Name: "n", KeyPrefix: "isol8_abcd...", TenantID: "t", CreatedAt: created,
+		ExpiresAt: created.Add(time.Hour + 5*time.Millisecond)}
+	got, err := json.Marshal(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"id":"id1","name":"n","keyPrefix":"isol8_abcd...","tenantId":"t","createdAt":"2026-03-01T12:00:00.000Z",` +
+		`"expiresAt":"2026-03-01T13:00:00.005Z","lastUsedAt":null,"revoked":false}`
+	if string(got) != want {
+		t.Errorf("Key JSON:\n%s\nwant\n%s", got, want)
+	}
+	used := created.Add(time.Minute).In(time.FixedZone("X", 3600))
+	k.LastUsedAt, k.Revoked = &used, true
+	got, _ = json.Marshal(k)
+	if !strings.Contains(string(got), `"lastUsedAt":"2026-03-01T12:01:00.000Z","revoked":true`) {
+		t.Errorf("Key JSON with use: %s", got)
+	}
+	var back Key
+	if err := json.Unmarshal(got, &back); err != nil || !back.ExpiresAt.Equal(k.ExpiresAt) || !back.LastUsedAt.Equal(used) {
+		t.Errorf("round trip: %+v, %v", back, err)
+	}
+	// A Created marshals as its Key: never the token.
+	c := Created{Key: k, Token: "isol8_" + strings.Repeat("ab", 32)}
+	got, _ = json.Marshal(c)
+	if strings.Contains(string(got), "abab") {
+		t.Errorf("Created JSON leaks the token: %s", got)
 	}
 }
 

@@ -83,17 +83,14 @@ func (d *dialect) bind(q string) string {
 
 // timeArg is a timestamp as the dialect stores it, always UTC with
 // millisecond precision so that every backend round-trips it exactly.
+// SQLite stores TimeFormat text: fixed width, so text order is time order.
 func (d *dialect) timeArg(t time.Time) any {
 	t = t.UTC().Truncate(time.Millisecond)
 	if d.textTime {
-		return t.Format(isoMillis)
+		return t.Format(TimeFormat)
 	}
 	return t
 }
-
-// isoMillis is the text form of timestamps in SQLite: ISO-8601 in UTC with
-// milliseconds, fixed width, so text order is time order.
-const isoMillis = "2006-01-02T15:04:05.000Z"
 
 // dbTime scans a timestamp stored as time or as ISO-8601 text.
 type dbTime struct {
