@@ -4,7 +4,10 @@
 # package runs specs under runc on a busybox rootfs), a C compiler and the
 # static libc and libseccomp archives (isol8 validates seccomp profiles with
 # libseccomp and is linked statically), and util-linux's unshare (sandbox
-# user namespaces), apt-utils (package install tests).
+# user namespaces), apt-utils (package install tests). The auth store's
+# tests start their own PostgreSQL and MariaDB servers from Debian's
+# packages (initdb/postgres, mariadb-install-db/mariadbd); the packages'
+# own services are not used.
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
 need=()
@@ -23,6 +26,8 @@ command -v apt-ftparchive >/dev/null || need+=(apt-utils)
 if ! command -v unshare >/dev/null || ! command -v nsenter >/dev/null; then
   need+=(util-linux)
 fi
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+command -v mariadbd >/dev/null || need+=(mariadb-server)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

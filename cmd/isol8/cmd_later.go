@@ -127,24 +127,6 @@ func (a *app) serveCommand(*globals) *cobra.Command {
 	return c
 }
 
-func (a *app) loginCommand(*globals) *cobra.Command {
-	var host, key, name, ttl string
-	c := &cobra.Command{
-		Use:   "login",
-		Short: "Get an API token from a server and store it (not available yet)",
-		Long: "Exchange the master key for a DB-backed API token on an isol8 server and store it in\n" +
-			"~/.isol8/credentials.json for later --host runs.",
-		Args: maxArgs(0),
-		RunE: func(*cobra.Command, []string) error { return notAvailable("login") },
-	}
-	fs := c.Flags()
-	strFlag(fs, &host, "host", "", "url", "server URL (required)")
-	strFlag(fs, &key, "key", "", "master", "master API key (required)")
-	strFlag(fs, &name, "name", "", "n", "name of the key (default: cli-login-<time>)")
-	strFlag(fs, &ttl, "ttl", "", "ms", "lifetime of the token in milliseconds")
-	return c
-}
-
 func (a *app) sessionCommand(*globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "session",

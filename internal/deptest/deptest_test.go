@@ -119,3 +119,23 @@ func TestCLIUsesPublicAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthStoreIsPureGo: the API key store, SQLite driver included, uses
+// no cgo outside the standard library (so it never needs libsqlite3 or a C
+// toolchain), and knows nothing of sandboxes or backends.
+func TestAuthStoreIsPureGo(t *testing.T) {
+	pkg := module + "/auth"
+	all, cgo := deps(t, pkg)
+	for _, p := range cgo {
+		if strings.Contains(strings.SplitN(p, "/", 2)[0], ".") {
+			t.Errorf("%s pulls in cgo through %s", pkg, p)
+		}
+	}
+	for _, d := range all {
+		for _, bad := range []string{module + "/engine", module + "/driver", module + "/oci", "github.com/containerd/"} {
+			if d == bad || strings.HasPrefix(d, strings.TrimSuffix(bad, "/")+"/") {
+				t.Errorf("%s imports %s: the key store knows nothing of sandboxes", pkg, d)
+			}
+		}
+	}
+}
