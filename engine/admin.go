@@ -14,6 +14,9 @@ import (
 type SetupOptions struct {
 	Force    bool
 	Runtimes []string // empty: all
+	// Prebuilt are custom images to build after the runtime images; one
+	// whose tag exists is kept unless Force.
+	Prebuilt []BuildOptions
 }
 
 // SetupImages builds the runtime images on the engine's host (see
@@ -41,7 +44,10 @@ func (h *Host) SetupImages(ctx context.Context, o SetupOptions) error {
 		Progress: h.opts.Progress,
 		Logger:   h.log,
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	return h.setupPrebuilt(ctx, o)
 }
 
 // CleanupOptions control Cleanup.

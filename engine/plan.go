@@ -35,7 +35,10 @@ type plan struct {
 	stdin    []byte
 	install  []string
 	setup    string
-	outputs  []string
+	// imageSetup is the image's own setup script (custom images), run
+	// before setup.
+	imageSetup string
+	outputs    []string
 }
 
 // plan validates req in the documented order (first failure wins) and resolves it.

@@ -38,8 +38,9 @@ func (a *app) setupCommand(g *globals) *cobra.Command {
 		Args:        maxArgs(0),
 		Annotations: needsConfig,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if n := len(g.cfg.PrebuiltImages); n > 0 {
-				return errf("prebuiltImages (%d in %s) are not available yet in this build: remove the key to run setup", n, g.cfg.Path())
+			prebuilt := prebuiltOptions(g.cfg.PrebuiltImages)
+			if err := engine.CheckPrebuilt(prebuilt); err != nil {
+				return errf("%s in %s", err, g.cfg.Path())
 			}
 			ctx, caught, release := a.interruptible(c.Context())
 			defer release()
@@ -56,7 +57,7 @@ func (a *app) setupCommand(g *globals) *cobra.Command {
 				return errf("%s", err)
 			}
 			fmt.Fprintf(a.stderr, "[OK] Backend: %s %s at %s\n", info.Name, info.Version, info.Address)
-			err = eng.SetupImages(ctx, engine.SetupOptions{Force: force})
+			err = eng.SetupImages(ctx, engine.SetupOptions{Force: force, Prebuilt: prebuilt})
 			if s := caught(); s != nil {
 				return exitCode(signalExitCode(s))
 			}
@@ -307,5 +308,14 @@ func fileKeys(cfg *config.Config) []string {
 		}
 	}
 	sort.Strings(out)
+	return out
+}
+
+// prebuiltOptions turns the config's prebuiltImages into build options.
+func prebuiltOptions(list []config.PrebuiltImage) []engine.BuildOptions {
+	out := make([]engine.BuildOptions, 0, len(list))
+	for _, p := range list {
+		out = append(out, engine.BuildOptions{Tag: p.Tag, Runtime: p.Runtime, Packages: p.InstallPackages, Setup: p.SetupScript})
+	}
 	return out
 }

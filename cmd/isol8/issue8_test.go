@@ -204,7 +204,7 @@ func TestRunPersistentSessionID(t *testing.T) {
 	}
 }
 
-// setup names the backend before building and refuses prebuiltImages;
+// setup names the backend before building and checks prebuiltImages;
 // cleanup --images shows "image <id12> | <tags>".
 func TestSetupAndCleanupTell(t *testing.T) {
 	h := newHarness(t)
@@ -214,12 +214,29 @@ func TestSetupAndCleanupTell(t *testing.T) {
 		t.Errorf("setup stderr %q", r.stderr)
 	}
 
+	// prebuiltImages reach the setup; an invalid entry is refused before
+	// any engine exists, naming the entry and the file.
 	h = newHarness(t)
-	cfg := write(t, h.cwd, "isol8.config.json", `{"prebuiltImages":[{"tag":"my:py","runtime":"python","installPackages":["numpy"]}]}`)
+	write(t, h.cwd, "isol8.config.json", `{"prebuiltImages":[{"tag":"my:py","runtime":"python","installPackages":["numpy"," numpy"]}]}`)
 	r = h.run("setup")
-	wantCode(t, r, 1)
-	if want := "[ERR] prebuiltImages (1 in " + cfg + ") are not available yet in this build: remove the key to run setup\n"; r.stderr != want || h.engines != 0 {
-		t.Errorf("stderr %q (engines %d), want %q", r.stderr, h.engines, want)
+	wantCode(t, r, 0)
+	if len(h.fake.setupOpts) != 1 || len(h.fake.setupOpts[0].Prebuilt) != 1 || h.fake.setupOpts[0].Prebuilt[0].Tag != "my:py" {
+		t.Errorf("setup options %+v, want the prebuilt image my:py", h.fake.setupOpts)
+	}
+	for _, tc := range []struct{ entry, want string }{
+		{`{"tag":"my:py","runtime":"ruby","installPackages":["numpy"]}`, `Unknown runtime: ruby`},
+		{`{"tag":"my:py","runtime":"python","installPackages":["numpy; rm -rf /"]}`, `Invalid package name: "numpy; rm -rf /"`},
+		{`{"tag":"isol8:python","runtime":"python","installPackages":["numpy"]}`, `is the base image of runtime python`},
+		{`{"tag":"Bad Tag","runtime":"python","installPackages":["numpy"]}`, `Invalid image tag: "Bad Tag"`},
+		{`{"tag":"my:py","runtime":"python","installPackages":[]}`, `No packages or setup script specified`},
+	} {
+		h = newHarness(t)
+		cfg := write(t, h.cwd, "isol8.config.json", `{"prebuiltImages":[`+tc.entry+`]}`)
+		r = h.run("setup")
+		wantCode(t, r, 1)
+		if !strings.HasPrefix(r.stderr, "[ERR] prebuiltImages[0]") || !strings.Contains(r.stderr, tc.want) || !strings.Contains(r.stderr, cfg) || h.engines != 0 {
+			t.Errorf("%s: stderr %q (engines %d), want %q", tc.entry, r.stderr, h.engines, tc.want)
+		}
 	}
 
 	h = newHarness(t)

@@ -1,0 +1,297 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+
+	"github.com/isol8/isol8/driver"
+	ctrd "github.com/isol8/isol8/driver/containerd"
+	"github.com/isol8/isol8/image"
+	"github.com/isol8/isol8/internal/testenv"
+)
+
+// uniqueTag is a custom image name no other test or helper uses.
+func uniqueTag(t *testing.T, what string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return "h-images-test-" + what + ":" + hex.EncodeToString(b[:])
+}
+
+// removeImageAtEnd removes a test's own custom image.
+func removeImageAtEnd(t *testing.T, e *Engine, name string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := image.Remove(ctx, e.host.drv, name); err != nil && !errdefs.IsNotFound(err) {
+			t.Errorf("remove %s: %v", name, err)
+		}
+	})
+}
+
+// A custom image with a setup script: built, the same recipe again is up
+// to date, --force rebuilds; it is listed with its recipe, and runs with
+// its script before the request's own.
+func TestCustomImageSetupScript(t *testing.T) {
+	e := newTestEngine(t, Options{})
+	mustHaveImage(t, e, "python")
+	tag := uniqueTag(t, "setup")
+	removeImageAtEnd(t, e, tag)
+	o := BuildOptions{Tag: tag, Runtime: "python", Setup: "echo from-image > /sandbox/marker\necho image-setup-ran"}
+
+	t0 := time.Now()
+	res, err := e.BuildImage(t.Context(), o)
+	if err != nil || res.UpToDate {
+		t.Fatalf("first build: %+v, %v", res, err)
+	}
+	t.Logf("build (cold): %v", time.Since(t0))
+	t0 = time.Now()
+	res, err = e.BuildImage(t.Context(), o)
+	if err != nil || !res.UpToDate {
+		t.Fatalf("second build: %+v, %v; want up to date", res, err)
+	}
+	t.Logf("build (up to date): %v", time.Since(t0))
+	before, err := e.host.drv.ImageInfo(t.Context(), tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Force = true
+	if res, err = e.BuildImage(t.Context(), o); err != nil || res.UpToDate {
+		t.Fatalf("forced build: %+v, %v", res, err)
+	}
+	after, err := e.host.drv.ImageInfo(t.Context(), tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !after.Created.After(before.Created) && after.ID == before.ID {
+		t.Errorf("forced build left the image as it was (%s, %v)", after.ID, after.Created)
+	}
+	for k, v := range map[string]string{"isol8.managed": "true", "isol8.custom": "true", "org.isol8.runtime": "python",
+		"org.isol8.setup": o.Setup, "org.isol8.dependencies": ""} {
+		if after.Labels[k] != v {
+			t.Errorf("label %s = %q, want %q", k, after.Labels[k], v)
+		}
+	}
+	// It shares every layer with the runtime image.
+	base, err := e.host.drv.ImageInfo(t.Context(), image.Name("python"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(after.Layers, base.Layers) {
+		t.Errorf("layers %v, want the base's %v", after.Layers, base.Layers)
+	}
+
+	list, err := e.host.ListCustomImages(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(list, func(c CustomImage) bool { return c.Name == tag })
+	if i < 0 {
+		t.Fatalf("list-custom lacks %s: %+v", tag, list)
+	}
+	if c := list[i]; c.Runtime != "python" || len(c.Packages) != 0 || c.Setup != o.Setup || c.Size < 50<<20 || c.Created.IsZero() {
+		t.Errorf("listed %+v", c)
+	}
+
+	ce := newTestEngine(t, Options{Image: tag})
+	r := run(t, ce, Request{Runtime: "python", SetupScript: "echo request >> /sandbox/marker",
+		Code: "print(open('/sandbox/marker').read(), end='')"})
+	if r.ExitCode != 0 || r.Stdout != "from-image\nrequest" {
+		t.Errorf("run in custom image: exit %d stdout %q stderr %q", r.ExitCode, r.Stdout, r.Stderr)
+	}
+	// A failing image script fails the run like a request script.
+	bad := uniqueTag(t, "badsetup")
+	removeImageAtEnd(t, e, bad)
+	if _, err := e.BuildImage(t.Context(), BuildOptions{Tag: bad, Runtime: "bash", Setup: "echo nope >&2; exit 3"}); err != nil {
+		t.Fatal(err)
+	}
+	be := newTestEngine(t, Options{Image: bad})
+	_, err = be.Execute(t.Context(), Request{Runtime: "bash", Code: "echo never"})
+	if err == nil || !strings.Contains(err.Error(), "Setup script failed (exit code 3): nope") {
+		t.Errorf("failing image setup: %v", err)
+	}
+}
+
+// Custom builds refuse what would hurt: the runtime images' names, images
+// isol8 did not build, bad names and packages, and (in this build)
+// package installs, which need the install step.
+func TestCustomImageRefusals(t *testing.T) {
+	e := newTestEngine(t, Options{})
+	mustHaveImage(t, e, "python")
+	for _, tc := range []struct {
+		o    BuildOptions
+		want string
+	}{
+		{BuildOptions{Tag: "isol8:python", Runtime: "python", Setup: "true"}, "is the base image of runtime python"},
+		{BuildOptions{Tag: "Upper:x", Runtime: "python", Setup: "true"}, "Invalid image tag"},
+		{BuildOptions{Tag: "x:y", Runtime: "agent", Setup: "true"}, "Unknown runtime: agent"},
+		{BuildOptions{Tag: "x:y", Runtime: "python", Packages: []string{"a;b"}}, "Invalid package name"},
+		{BuildOptions{Tag: "x:y", Runtime: "python"}, "No packages or setup script specified"},
+		{BuildOptions{Tag: uniqueTag(t, "pkgs"), Runtime: "python", Packages: []string{"numpy"}}, "not available in this build"},
+	} {
+		_, err := e.BuildImage(t.Context(), tc.o)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.o, err, tc.want)
+		}
+	}
+	if info, err := e.host.drv.ImageInfo(t.Context(), "isol8:python"); err != nil || info.Labels[image.LabelCustom] != "" {
+		t.Errorf("isol8:python touched: %+v, %v", info, err)
+	}
+}
+
+// populateFakePython fills a build's /sandbox directory the way
+// `pip install --user` would: a package in ~/.local/lib/python3.X/
+// site-packages and a console script in ~/.local/bin.
+func populateFakePython(pkg string) image.Populate {
+	return func(_ context.Context, dir string) error {
+		site := filepath.Join(dir, ".local/lib/python3.11/site-packages", pkg)
+		if err := os.MkdirAll(site, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(site, "__init__.py"), []byte("VALUE = 42\n"), 0o644); err != nil {
+			return err
+		}
+		bin := filepath.Join(dir, ".local/bin")
+		if err := os.MkdirAll(bin, 0o755); err != nil {
+			return err
+		}
+		script := "#!/usr/bin/python3\nimport " + pkg + "\nprint('tool', " + pkg + ".VALUE)\n"
+		return os.WriteFile(filepath.Join(bin, strings.ReplaceAll(pkg, "_", "-")), []byte(script), 0o755)
+	}
+}
+
+// Installs land in the image, not in /sandbox: what the build's sandbox
+// directory holds after the install step becomes a layer at the system
+// locations; a request asking for the image's packages runs in it with no
+// install, and packages no image covers still meet the install step.
+func TestCustomImagePackages(t *testing.T) {
+	e := newTestEngine(t, Options{})
+	mustHaveImage(t, e, "python")
+	tag := uniqueTag(t, "pkgs")
+	removeImageAtEnd(t, e, tag)
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	pkg := "h_images_fake_" + hex.EncodeToString(b[:])
+	r := image.CustomRecipe{Tag: tag, Runtime: "python", Packages: []string{pkg}, Setup: "echo image-setup"}
+	res, err := image.BuildCustom(t.Context(), e.host.drv, r, populateFakePython(pkg), image.Options{})
+	if err != nil || res.UpToDate {
+		t.Fatalf("build: %+v, %v", res, err)
+	}
+	info, err := e.host.drv.ImageInfo(t.Context(), tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := e.host.drv.ImageInfo(t.Context(), image.Name("python"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Layers) != len(base.Layers)+1 || !slices.Equal(info.Layers[:len(base.Layers)], base.Layers) {
+		t.Errorf("layers %v, want the base's %v plus one", info.Layers, base.Layers)
+	}
+
+	var logBuf syncBuffer
+	pe := newTestEngine(t, Options{Logger: slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	out := run(t, pe, Request{Runtime: "python", InstallPackages: []string{" " + pkg, pkg},
+		Code: "import " + pkg + ", subprocess\nprint(" + pkg + ".VALUE, " + pkg + ".__file__)\n" +
+			"print(subprocess.run(['" + strings.ReplaceAll(pkg, "_", "-") + "'], capture_output=True, text=True).stdout, end='')"})
+	want := "42 /usr/local/lib/python3.11/dist-packages/" + pkg + "/__init__.py\ntool 42"
+	if out.ExitCode != 0 || out.Stdout != want {
+		t.Errorf("run with the image's packages: exit %d stdout %q stderr %q, want %q", out.ExitCode, out.Stdout, out.Stderr, want)
+	}
+	if !strings.Contains(logBuf.String(), "image="+tag) {
+		t.Errorf("the request was not resolved to %s:\n%s", tag, logBuf.String())
+	}
+	_, err = pe.Execute(t.Context(), Request{Runtime: "python", Code: "1", InstallPackages: []string{pkg, "another-" + pkg}})
+	if err == nil || err.Error() != TextInstallNotYet {
+		t.Errorf("packages no image covers: %v, want %q", err, TextInstallNotYet)
+	}
+	// Other runtimes do not match a python image.
+	_, err = pe.Execute(t.Context(), Request{Runtime: "node", Code: "1", InstallPackages: []string{pkg}})
+	if err == nil || err.Error() != TextInstallNotYet {
+		t.Errorf("node with a python image's package: %v", err)
+	}
+}
+
+// cleanup --images removes exactly the images labelled isol8.managed=true
+// (runtime and custom images) and keeps an unlabelled one. It runs in a
+// containerd namespace of its own, never touching the shared images.
+func TestCleanupImagesExactlyLabelled(t *testing.T) {
+	testenv.MustHaveCommand(t, "mmdebstrap")
+	addr := testenv.MustHaveContainerd(t)
+	var rb [4]byte
+	_, _ = rand.Read(rb[:])
+	ns := "h-images-test-" + hex.EncodeToString(rb[:])
+	drv, err := ctrd.New(t.Context(), ctrd.Config{Address: addr, Namespace: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx := namespaces.WithNamespace(context.Background(), ns)
+		names, _ := drv.ListImages(ctx, nil)
+		for _, n := range names {
+			_ = drv.RemoveImage(ctx, n)
+		}
+		if err := drv.Client().NamespaceService().Delete(ctx, ns); err != nil {
+			t.Logf("delete namespace %s: %v", ns, err)
+		}
+		drv.Close()
+	})
+	// The bash image from the cached base (no network, a few seconds).
+	if _, err := image.Setup(t.Context(), drv, image.Options{Runtimes: []string{"bash"}}); err != nil {
+		t.Fatal(err)
+	}
+	e := newTestEngine(t, Options{NewDriver: func(ctx context.Context, log *slog.Logger) (driver.Driver, error) {
+		return ctrd.New(ctx, ctrd.Config{Address: addr, Namespace: ns, Logger: log})
+	}})
+	for _, tag := range []string{"h-images-a:1", "h-images-b:1"} {
+		if _, err := e.BuildImage(t.Context(), BuildOptions{Tag: tag, Runtime: "bash", Setup: "true"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A foreign image: the same layers, no isol8 labels.
+	if err := copyImage(t, drv, ns, "isol8:bash", "foreign:1", map[string]string{"owner": "someone-else"}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.Cleanup(t.Context(), CleanupOptions{Images: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"h-images-a:1", "h-images-b:1", "isol8:bash"}; !slices.Equal(rep.Images, want) || rep.ImagesRemoved != 3 || len(rep.ImagesFailed) != 0 {
+		t.Errorf("cleanup images %v removed %d failed %v, want %v", rep.Images, rep.ImagesRemoved, rep.ImagesFailed, want)
+	}
+	left, err := drv.ListImages(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(left, []string{"foreign:1"}) {
+		t.Errorf("images left %v, want only foreign:1", left)
+	}
+}
+
+// copyImage makes name, an image of src's layers that isol8 does not
+// manage: built as a custom image, then its labels replaced in containerd.
+func copyImage(t *testing.T, d *ctrd.Driver, ns, src, name string, labels map[string]string) error {
+	t.Helper()
+	if _, err := image.BuildCustom(t.Context(), d, image.CustomRecipe{Tag: name, Runtime: strings.TrimPrefix(src, "isol8:"), Setup: "true"}, nil, image.Options{}); err != nil {
+		return err
+	}
+	ctx := namespaces.WithNamespace(t.Context(), ns)
+	is := d.Client().ImageService()
+	img, err := is.Get(ctx, name)
+	if err != nil {
+		return err
+	}
+	img.Labels = labels
+	_, err = is.Update(ctx, img, "labels")
+	return err
+}

@@ -1,0 +1,409 @@
+package image
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/containerd/errdefs"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
+
+	"github.com/isol8/isol8/api"
+	"github.com/isol8/isol8/driver"
+)
+
+// Labels of custom images. The org.isol8.* keys are the ones the reference
+// implementation reads, so images and tooling interoperate; isol8.custom
+// tells custom images from the runtime images.
+const (
+	LabelCustom     = "isol8.custom"
+	LabelDepsHash   = "org.isol8.deps.hash"
+	LabelOrgRuntime = "org.isol8.runtime"
+	LabelDeps       = "org.isol8.dependencies"
+	LabelSetup      = "org.isol8.setup"
+)
+
+// CustomRecipe describes a custom image: a runtime image plus packages
+// installed into the image and a setup script that runs (as the image's
+// own setup script) before every execution in it.
+type CustomRecipe struct {
+	Tag      string
+	Runtime  string
+	Packages []string // normalised and validated by the caller
+	Setup    string
+}
+
+// customRuntimes are the runtimes a custom image can start from. The
+// agent image takes no custom builds, as in the reference.
+var customRuntimes = []string{"python", "node", "bun", "deno", "bash"}
+
+// tagRE is what a custom image name may look like: a lower-case name with
+// optional registry host and path, and an optional tag.
+var tagRE = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:[:.][0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$`)
+
+// ValidateTag checks a custom image name. The runtime images' own names
+// (isol8:python, ...) are refused: a custom build must never replace them.
+func ValidateTag(tag string) error {
+	if len(tag) > 255 || !tagRE.MatchString(tag) {
+		return api.InvalidArgumentf("Invalid image tag: %q. Use a name like my-python-ml or registry.local/team/img:v1 (lower-case name, optional :tag).", tag)
+	}
+	for _, rt := range append(slices.Clone(Runtimes), "agent") {
+		if tag == Name(rt) {
+			return api.InvalidArgumentf("Invalid image tag: %q is the base image of runtime %s; choose another name.", tag, rt)
+		}
+	}
+	return nil
+}
+
+// Validate checks the recipe as a build would.
+func (r CustomRecipe) Validate() error {
+	if !slices.Contains(customRuntimes, r.Runtime) {
+		return api.InvalidArgumentf("Unknown runtime: %s", r.Runtime)
+	}
+	if err := ValidateTag(r.Tag); err != nil {
+		return err
+	}
+	if len(r.Packages) == 0 && strings.TrimSpace(r.Setup) == "" {
+		return api.InvalidArgumentf("No packages or setup script specified. Use --install <package> or --setup <command>.")
+	}
+	return nil
+}
+
+// DepsHash is the recipe's identity for the up-to-date check: sha256 over
+// the runtime, each package and, when set, "setup:" and the script.
+func (r CustomRecipe) DepsHash() string {
+	h := sha256.New()
+	h.Write([]byte(r.Runtime))
+	for _, p := range r.Packages {
+		h.Write([]byte(p))
+	}
+	if r.Setup != "" {
+		h.Write([]byte("setup:"))
+		h.Write([]byte(r.Setup))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Labels are the labels a custom image of r carries.
+func (r CustomRecipe) Labels() map[string]string {
+	l := map[string]string{
+		LabelManaged:    "true",
+		LabelCustom:     "true",
+		LabelRuntime:    r.Runtime,
+		LabelOrgRuntime: r.Runtime,
+		LabelDeps:       strings.Join(r.Packages, ","),
+		LabelDepsHash:   r.DepsHash(),
+	}
+	if r.Setup != "" {
+		l[LabelSetup] = r.Setup
+	}
+	return l
+}
+
+// Populate installs a recipe's packages into dir, a host directory that a
+// build sandbox of the runtime image sees as its /sandbox: installs land
+// where the sandbox's own installs would (~/.local for pip, node_modules
+// for npm), and the build moves them into the image's system locations.
+type Populate func(ctx context.Context, dir string) error
+
+// CustomResult reports one custom build.
+type CustomResult struct {
+	Tag      string
+	UpToDate bool
+	Duration time.Duration
+}
+
+// BuildCustom builds the custom image r into store on top of the runtime
+// image (built first when missing), unless an image of that tag already
+// carries r's deps hash and opts.Force is unset. Packages are installed
+// by populate; the setup script is recorded in a label and runs before
+// each execution. An existing image of that tag that isol8 did not build
+// as a custom image is never replaced.
+func BuildCustom(ctx context.Context, store driver.Images, r CustomRecipe, populate Populate, opts Options) (CustomResult, error) {
+	res := CustomResult{Tag: r.Tag}
+	start := time.Now()
+	if err := r.Validate(); err != nil {
+		return res, err
+	}
+	existing, err := store.ImageInfo(ctx, r.Tag)
+	switch {
+	case errdefs.IsNotFound(err):
+	case err != nil:
+		return res, fmt.Errorf("inspect image %s: %w", r.Tag, err)
+	case existing.Labels[LabelCustom] != "true" || existing.Labels[LabelManaged] != "true":
+		return res, api.FailedPreconditionf("image %s exists and is not an isol8 custom image; choose another tag", r.Tag)
+	case !opts.Force && existing.Labels[LabelDepsHash] == r.DepsHash():
+		res.UpToDate, res.Duration = true, time.Since(start)
+		return res, nil
+	}
+	if err := Ensure(ctx, store, r.Runtime, opts); err != nil {
+		return res, err
+	}
+	base, err := store.ImageInfo(ctx, Name(r.Runtime))
+	if err != nil {
+		return res, fmt.Errorf("inspect base image: %w", err)
+	}
+	if len(base.LayerBlobs) == 0 || len(base.LayerBlobs) != len(base.Layers) {
+		return res, fmt.Errorf("base image %s: the backend reports no layer descriptors", Name(r.Runtime))
+	}
+	b := newBuilder(store, opts)
+	if err := os.MkdirAll(b.workDir(), 0o755); err != nil {
+		return res, err
+	}
+	work, err := os.MkdirTemp(b.workDir(), "custom-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(work)
+	layers := slices.Clone(base.LayerBlobs)
+	lay, err := newLayout(filepath.Join(work, "layout"))
+	if err != nil {
+		return res, err
+	}
+	if len(r.Packages) > 0 {
+		if populate == nil {
+			return res, api.NotImplementedf("installing packages into images is not available in this build")
+		}
+		dir := filepath.Join(work, "sandbox")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return res, err
+		}
+		b.printf("- %s: installing %s...\n", r.Tag, strings.Join(r.Packages, ", "))
+		if err := populate(ctx, dir); err != nil {
+			return res, fmt.Errorf("install packages: %w", err)
+		}
+		desc, err := lay.writeBlob(ocispec.MediaTypeImageLayer, func(w io.Writer) error {
+			return writeInstallLayer(w, dir, r.Runtime)
+		})
+		if err != nil {
+			return res, fmt.Errorf("write package layer: %w", err)
+		}
+		layers = append(layers, desc)
+	}
+	cfg := imageConfig(b.base, layers)
+	cfg.Config.Labels = r.Labels()
+	cfg.Created = &start
+	if _, err := lay.writeImage(r.Tag, cfg, layers); err != nil {
+		return res, err
+	}
+	if err := store.ImportImage(ctx, lay.dir, r.Tag, r.Labels()); err != nil {
+		return res, err
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// installRoots maps where a sandbox's installs land (relative to
+// /sandbox) to where they go in a custom image: directories the runtimes
+// search without any per-image environment.
+func installRoots(dir, runtime string) (map[string]string, error) {
+	switch runtime {
+	case "python":
+		m := map[string]string{".local/bin": "usr/local/bin"}
+		sites, _ := filepath.Glob(filepath.Join(dir, ".local/lib/python3*/site-packages"))
+		for _, s := range sites {
+			ver := filepath.Base(filepath.Dir(s))
+			m[".local/lib/"+ver+"/site-packages"] = "usr/local/lib/" + ver + "/dist-packages"
+		}
+		return m, nil
+	case "node":
+		return map[string]string{
+			"node_modules":                 "usr/local/lib/node_modules",
+			".npm-global/lib/node_modules": "usr/local/lib/node_modules",
+			".npm-global/bin":              "usr/local/bin",
+		}, nil
+	}
+	return nil, api.NotImplementedf("installing %s packages into images is not supported yet (python and node are)", runtime)
+}
+
+// writeInstallLayer writes the installs found in dir as a layer at their
+// image locations (installRoots): owned by root, without set-id bits,
+// regular files, directories and symbolic links only. Parent directories
+// come first, with the usual 0755.
+func writeInstallLayer(w io.Writer, dir, runtime string) error {
+	roots, err := installRoots(dir, runtime)
+	if err != nil {
+		return err
+	}
+	srcs := make([]string, 0, len(roots))
+	for s := range roots {
+		srcs = append(srcs, s)
+	}
+	slices.Sort(srcs)
+	tw := tar.NewWriter(w)
+	written := map[string]bool{}
+	mtime := time.Unix(0, 0)
+	dirEntry := func(name string, mode int64, mt time.Time) error {
+		if written[name] {
+			return nil
+		}
+		written[name] = true
+		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: mode, ModTime: mt, Format: tar.FormatPAX})
+	}
+	for _, src := range srcs {
+		root := filepath.Join(dir, src)
+		if st, err := os.Lstat(root); err != nil || !st.IsDir() {
+			continue
+		}
+		dst := roots[src]
+		parts := strings.Split(dst, "/")
+		for i := 1; i < len(parts); i++ {
+			if err := dirEntry(strings.Join(parts[:i], "/"), 0o755, mtime); err != nil {
+				return err
+			}
+		}
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, err := filepath.Rel(root, p)
+			if err != nil {
+				return err
+			}
+			name := dst
+			if rel != "." {
+				name = dst + "/" + filepath.ToSlash(rel)
+			}
+			var st unix.Stat_t
+			if err := unix.Lstat(p, &st); err != nil {
+				return fmt.Errorf("lstat %s: %w", p, err)
+			}
+			mt := time.Unix(st.Mtim.Sec, 0)
+			mode := int64(st.Mode & 0o777)
+			switch st.Mode & unix.S_IFMT {
+			case unix.S_IFDIR:
+				return dirEntry(name, mode|0o755, mt)
+			case unix.S_IFLNK:
+				target, err := os.Readlink(p)
+				if err != nil {
+					return err
+				}
+				return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777, ModTime: mt, Format: tar.FormatPAX})
+			case unix.S_IFREG:
+				if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: st.Size, Mode: mode | 0o444, ModTime: mt, Format: tar.FormatPAX}); err != nil {
+					return err
+				}
+				f, err := os.Open(p)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				n, err := io.Copy(tw, f)
+				if err != nil {
+					return err
+				}
+				if n != st.Size {
+					return fmt.Errorf("%s changed size while being archived", p)
+				}
+				return nil
+			}
+			return nil // devices, fifos, sockets: nothing an install needs
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}
+
+// CustomImage is one custom image as list-custom shows it.
+type CustomImage struct {
+	Name     string
+	Runtime  string
+	Packages []string
+	Setup    string
+	Size     int64
+	Created  time.Time
+}
+
+// ListCustom returns the custom images isol8 built, sorted by name.
+func ListCustom(ctx context.Context, store driver.Images) ([]CustomImage, error) {
+	names, err := store.ListImages(ctx, map[string]string{LabelManaged: "true", LabelCustom: "true"})
+	if err != nil {
+		return nil, err
+	}
+	var out []CustomImage
+	for _, n := range names {
+		info, err := store.ImageInfo(ctx, n)
+		if errdefs.IsNotFound(err) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, customImage(info))
+	}
+	slices.SortFunc(out, func(a, b CustomImage) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+func customImage(info driver.ImageInfo) CustomImage {
+	c := CustomImage{Name: info.Name, Runtime: info.Labels[LabelOrgRuntime], Setup: info.Labels[LabelSetup], Size: info.Size, Created: info.Created}
+	if d := info.Labels[LabelDeps]; d != "" {
+		c.Packages = strings.Split(d, ",")
+	}
+	return c
+}
+
+// FindCustom picks the custom image for runtime whose packages cover pkgs
+// (normalised): an exact match wins, else the last image (by name) whose
+// packages are a superset. ok is false when none covers them.
+func FindCustom(ctx context.Context, store driver.Images, runtime string, pkgs []string) (img CustomImage, ok bool, err error) {
+	if len(pkgs) == 0 {
+		return img, false, nil
+	}
+	names, err := store.ListImages(ctx, map[string]string{LabelOrgRuntime: runtime})
+	if err != nil {
+		return img, false, fmt.Errorf("list custom images: %w", err)
+	}
+	for _, n := range names {
+		info, err := store.ImageInfo(ctx, n)
+		if err != nil {
+			if errdefs.IsNotFound(err) {
+				continue
+			}
+			return img, false, fmt.Errorf("inspect image %s: %w", n, err)
+		}
+		if _, has := info.Labels[LabelDeps]; !has {
+			continue
+		}
+		c := customImage(info)
+		if coversAll(c.Packages, pkgs) {
+			img, ok = c, true
+			if len(c.Packages) == len(pkgs) {
+				return img, true, nil
+			}
+		}
+	}
+	return img, ok, nil
+}
+
+func coversAll(have, want []string) bool {
+	for _, p := range want {
+		if !slices.Contains(have, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// SetupLabel returns the setup script recorded on an image, "" when it has
+// none or cannot be inspected (as the reference, which ignores errors).
+func SetupLabel(ctx context.Context, store driver.Images, name string) string {
+	info, err := store.ImageInfo(ctx, name)
+	if err != nil {
+		return ""
+	}
+	return info.Labels[LabelSetup]
+}
