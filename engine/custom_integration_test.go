@@ -295,3 +295,36 @@ func copyImage(t *testing.T, d *ctrd.Driver, ns, src, name string, labels map[st
 	_, err = is.Update(ctx, img, "labels")
 	return err
 }
+
+// The agent image: pi, bun, git and bash, as the contract lists them. The
+// image is built here when missing (it is this package's own, not one of
+// the five shared runtime images).
+func TestAgentImage(t *testing.T) {
+	e := newTestEngine(t, Options{})
+	if _, err := e.host.drv.ImageInfo(t.Context(), image.Name("agent")); errdefs.IsNotFound(err) {
+		testenv.MustHaveCommand(t, "mmdebstrap")
+		t0 := time.Now()
+		if err := image.Ensure(t.Context(), e.host.drv, "agent", image.Options{Progress: testWriter{t}}); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("agent image built in %v", time.Since(t0))
+	}
+	ae := newTestEngine(t, Options{Image: image.Name("agent"), PidsLimit: 200})
+	r := run(t, ae, Request{Runtime: "bash", TimeoutMs: 60000, Code: "pi --version && bun --version && git --version && bash --version | head -1 && pi --help >/dev/null && echo help-ok"})
+	lines := strings.Split(r.Stdout, "\n")
+	semver := func(s string) bool {
+		parts := strings.Split(strings.TrimSpace(s), ".")
+		return len(parts) == 3 && parts[0] != "" && strings.Trim(parts[0]+parts[1], "0123456789") == ""
+	}
+	if r.ExitCode != 0 || len(lines) != 5 || !semver(lines[0]) || !semver(lines[1]) ||
+		!strings.HasPrefix(lines[2], "git version") || !strings.Contains(lines[3], "GNU bash") || lines[4] != "help-ok" {
+		t.Errorf("agent image tools: exit %d stdout %q stderr %q", r.ExitCode, r.Stdout, r.Stderr)
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

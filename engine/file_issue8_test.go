@@ -80,9 +80,9 @@ func TestPlanRefusesUnbuilt(t *testing.T) {
 		want string
 	}{
 		{Request{Runtime: "python", Code: "1", InstallPackages: []string{"numpy"}}, TextInstallNotYet},
-		{Request{Runtime: "agent", Code: "hi"}, TextAgentNotYet},
+		{Request{Runtime: "agent", Code: "hi"}, TextAgentNeedsNetwork},
 		{Request{Runtime: "python", CodeURL: "https://h/a.py"}, TextRemoteCodeNotYet},
-		{Request{Runtime: "ruby", Code: "1"}, `Unknown runtime: "ruby". Available: python, node, bun, bash, deno`},
+		{Request{Runtime: "ruby", Code: "1"}, `Unknown runtime: "ruby". Available: python, node, bun, bash, deno, agent`},
 	} {
 		_, err := e.plan(tc.req)
 		if err == nil || err.Error() != tc.want || !errdefs.IsInvalidArgument(err) {

@@ -15,7 +15,6 @@ import (
 // the same requests with the same words (engine.ErrText*), so a library
 // user and a CLI user read one message.
 var (
-	errAgentNotYet    = errf("%s", engine.TextAgentNotYet)
 	errInstallNotYet  = errf("%s", engine.TextInstallNotYet)
 	errURLNotYet      = errf("%s", engine.TextRemoteCodeNotYet)
 	errFilteredNotYet = errf("%s", engine.TextFilteredNotYet)
@@ -25,7 +24,7 @@ var (
 // above, not "unknown option") but hidden from --help until they work.
 var unbuiltRunFlags = []string{
 	"allow", "deny", "install", "url", "github", "gist", "hash", "allow-insecure-code-url",
-	"host", "key", "session-id", "log-network", "agent-flags",
+	"host", "key", "session-id", "log-network",
 }
 
 // minMemory is the smallest --memory a sandbox starts and runs a program
@@ -134,8 +133,6 @@ func refuseUnbuilt(f *runFlags, src source, network string) error {
 	switch {
 	case src.codeURL != "":
 		return errURLNotYet
-	case src.runtime == runtimes.Agent:
-		return errAgentNotYet
 	case len(f.install) > 0:
 		return errInstallNotYet
 	case network == engine.NetworkFiltered:

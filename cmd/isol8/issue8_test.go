@@ -104,8 +104,6 @@ func TestRunUnbuiltRefused(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-r", "agent", "-e", "hi"}, "[ERR] The agent runtime is not available yet in this build\n"},
-		{[]string{"prompt.txt"}, "[ERR] The agent runtime is not available yet in this build\n"},
 		{[]string{"-e", "1", "--install", "numpy"}, "[ERR] Package installs are not available yet in this build (they need the filtered network)\n"},
 		{[]string{"-e", "1", "--install", "numpy", "--net", "none"}, "[ERR] Package installs are not available yet in this build (they need the filtered network)\n"},
 		{[]string{"--url", "https://h/a.py"}, "[ERR] Remote code (--url, --github, --gist, codeUrl) is not available yet in this build\n"},
@@ -128,7 +126,7 @@ func TestRunHelpHidesUnbuilt(t *testing.T) {
 	r := h.run("run", "--help")
 	wantCode(t, r, 0)
 	for _, hidden := range []string{"--install", "--url", "--github", "--gist", "--hash", "--allow ", "--deny", "--log-network",
-		"--agent-flags", "--host", "--key", "--session-id", "agent", "filtered"} {
+		"--host", "--key", "--session-id", "filtered"} {
 		if strings.Contains(r.stdout, hidden) {
 			t.Errorf("run --help shows %q:\n%s", hidden, r.stdout)
 		}
@@ -290,5 +288,27 @@ func TestRunStdinHandling(t *testing.T) {
 	wantCode(t, h.run("run"), 0)
 	if req := h.lastRequest(); req.Code != "print(2)" || req.Stdin != "" {
 		t.Errorf("request %+v", req)
+	}
+}
+
+// The agent runtime runs: by name or from a .txt prompt file, with its
+// defaults (pids 200, /sandbox 2g) and --agent-flags in the request.
+func TestRunAgentReachesEngine(t *testing.T) {
+	h := newHarness(t)
+	r := h.run("run", "-r", "agent", "-e", "say hi", "--net", "host", "--agent-flags", "--model m")
+	wantCode(t, r, 0)
+	req := h.lastRequest()
+	if req.Runtime != "agent" || req.Code != "say hi" || req.AgentFlags != "--model m" {
+		t.Errorf("request %+v", req)
+	}
+	if h.opts.PidsLimit != 200 || h.opts.SandboxSize != "2g" || h.opts.Network != "host" {
+		t.Errorf("options pids %d sandbox %q network %q", h.opts.PidsLimit, h.opts.SandboxSize, h.opts.Network)
+	}
+	h = newHarness(t)
+	write(t, h.cwd, "prompt.txt", "say hi")
+	r = h.run("run", "prompt.txt", "--net", "host", "--pids-limit", "50")
+	wantCode(t, r, 0)
+	if req := h.lastRequest(); req.Runtime != "agent" || req.Code != "say hi" || h.opts.PidsLimit != 50 {
+		t.Errorf("request %+v pids %d", req, h.opts.PidsLimit)
 	}
 }
