@@ -121,11 +121,49 @@ func (h *Host) setupPrebuilt(ctx context.Context, o SetupOptions) error {
 }
 
 // buildInstaller is where a custom build's packages get installed: a
-// sandbox of the runtime image whose /sandbox is the build directory, with
-// the registries reachable, running the same install step as a request's
-// installPackages. Installs need the filtered network, which this build
-// does not have, so none is offered and package builds are refused.
-func (h *Host) buildInstaller(image.CustomRecipe) image.Populate {
+// sandbox of the runtime image whose /sandbox is the build directory runs
+// a request with the packages, so the same install step as a request's
+// installPackages writes them there (pip's ~/.local, npm's node_modules)
+// and the image builder moves them into the image.
+func (h *Host) buildInstaller(r image.CustomRecipe) image.Populate {
+	return func(ctx context.Context, dir string) error {
+		return h.buildRun(ctx, dir, Request{Runtime: r.Runtime, Cmd: "true", InstallPackages: r.Packages})
+	}
+}
+
+// Bounds of a build sandbox: installs compile and download more than a
+// request usually does.
+const (
+	buildTimeoutMs   = 10 * 60 * 1000
+	buildMemoryLimit = "2g"
+	buildPidsLimit   = 256
+)
+
+// buildNetwork is the network of build sandboxes. Installs need the
+// package registries; the filtered network (the registries' hosts only) is
+// the one to carry them, and is not in this build, so build sandboxes
+// have none and their installs are refused by the request's validation.
+var buildNetwork = NetworkNone
+
+// buildRun runs req in a sandbox of the runtime image with dir as its
+// /sandbox, with no pool (the sandbox is never reused), and fails unless
+// the command succeeds.
+func (h *Host) buildRun(ctx context.Context, dir string, req Request) error {
+	e, err := h.NewEngine(Options{
+		Network: buildNetwork, PoolSize: &PoolSize{}, TimeoutMs: buildTimeoutMs, MemoryLimit: buildMemoryLimit,
+		PidsLimit: buildPidsLimit, buildDir: dir,
+	})
+	if err != nil {
+		return err
+	}
+	defer e.Stop(context.WithoutCancel(ctx))
+	res, err := e.Execute(ctx, req)
+	if err != nil {
+		return err
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("build step exited with %d: %s", res.ExitCode, strings.TrimSpace(res.Stderr))
+	}
 	return nil
 }
 

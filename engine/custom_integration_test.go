@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -137,7 +135,7 @@ func TestCustomImageRefusals(t *testing.T) {
 		{BuildOptions{Tag: "x:y", Runtime: "agent", Setup: "true"}, "Unknown runtime: agent"},
 		{BuildOptions{Tag: "x:y", Runtime: "python", Packages: []string{"a;b"}}, "Invalid package name"},
 		{BuildOptions{Tag: "x:y", Runtime: "python"}, "No packages or setup script specified"},
-		{BuildOptions{Tag: uniqueTag(t, "pkgs"), Runtime: "python", Packages: []string{"numpy"}}, "not available in this build"},
+		{BuildOptions{Tag: uniqueTag(t, "pkgs"), Runtime: "python", Packages: []string{"numpy"}}, TextInstallNotYet},
 	} {
 		_, err := e.BuildImage(t.Context(), tc.o)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -149,30 +147,29 @@ func TestCustomImageRefusals(t *testing.T) {
 	}
 }
 
-// populateFakePython fills a build's /sandbox directory the way
-// `pip install --user` would: a package in ~/.local/lib/python3.X/
-// site-packages and a console script in ~/.local/bin.
-func populateFakePython(pkg string) image.Populate {
-	return func(_ context.Context, dir string) error {
-		site := filepath.Join(dir, ".local/lib/python3.11/site-packages", pkg)
-		if err := os.MkdirAll(site, 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(site, "__init__.py"), []byte("VALUE = 42\n"), 0o644); err != nil {
-			return err
-		}
-		bin := filepath.Join(dir, ".local/bin")
-		if err := os.MkdirAll(bin, 0o755); err != nil {
-			return err
-		}
-		script := "#!/usr/bin/python3\nimport " + pkg + "\nprint('tool', " + pkg + ".VALUE)\n"
-		return os.WriteFile(filepath.Join(bin, strings.ReplaceAll(pkg, "_", "-")), []byte(script), 0o755)
+// populateFakePython fills a build's /sandbox directory from inside a
+// build sandbox, the way `pip install --user` would: a package in
+// ~/.local/lib/python3.11/site-packages and a console script in
+// ~/.local/bin. It also plants a symbolic link to the host's /etc where a
+// package tree would be, which the build must not follow.
+func populateFakePython(e *Engine, pkg string) image.Populate {
+	tool := strings.ReplaceAll(pkg, "_", "-")
+	script := "set -e\n" +
+		"site=~/.local/lib/python3.11/site-packages\n" +
+		"mkdir -p $site/" + pkg + " ~/.local/bin ~/.local/lib/python3.12\n" +
+		"echo 'VALUE = 42' > $site/" + pkg + "/__init__.py\n" +
+		"printf '#!/usr/bin/python3\\nimport " + pkg + "\\nprint(\"tool\", " + pkg + ".VALUE)\\n' > ~/.local/bin/" + tool + "\n" +
+		"chmod 4755 ~/.local/bin/" + tool + "\n" +
+		"ln -s /etc ~/.local/lib/python3.12/site-packages\n" +
+		"test \"$(id -u)\" = 100\n"
+	return func(ctx context.Context, dir string) error {
+		return e.host.buildRun(ctx, dir, Request{Runtime: "python", Cmd: script})
 	}
 }
 
-// Installs land in the image, not in /sandbox: what the build's sandbox
-// directory holds after the install step becomes a layer at the system
-// locations; a request asking for the image's packages runs in it with no
+// Installs land in the image, not in /sandbox: what a build sandbox wrote
+// to its /sandbox (a host directory) becomes a layer at the system
+// locations, owned by root, without set-id bits or planted links; a request asking for the image's packages runs in it with no
 // install, and packages no image covers still meet the install step.
 func TestCustomImagePackages(t *testing.T) {
 	e := newTestEngine(t, Options{})
@@ -183,7 +180,7 @@ func TestCustomImagePackages(t *testing.T) {
 	_, _ = rand.Read(b[:])
 	pkg := "h_images_fake_" + hex.EncodeToString(b[:])
 	r := image.CustomRecipe{Tag: tag, Runtime: "python", Packages: []string{pkg}, Setup: "echo image-setup"}
-	res, err := image.BuildCustom(t.Context(), e.host.drv, r, populateFakePython(pkg), image.Options{})
+	res, err := image.BuildCustom(t.Context(), e.host.drv, r, populateFakePython(e, pkg), image.Options{})
 	if err != nil || res.UpToDate {
 		t.Fatalf("build: %+v, %v", res, err)
 	}
@@ -207,6 +204,12 @@ func TestCustomImagePackages(t *testing.T) {
 	want := "42 /usr/local/lib/python3.11/dist-packages/" + pkg + "/__init__.py\ntool 42"
 	if out.ExitCode != 0 || out.Stdout != want {
 		t.Errorf("run with the image's packages: exit %d stdout %q stderr %q, want %q", out.ExitCode, out.Stdout, out.Stderr, want)
+	}
+	// The planted link was not followed; set-id bits were dropped.
+	out = run(t, pe, Request{Runtime: "python", InstallPackages: []string{pkg},
+		Code: "import os, stat\nprint(os.path.exists('/usr/local/lib/python3.12/dist-packages/passwd'), oct(stat.S_IMODE(os.stat('/usr/local/bin/" + strings.ReplaceAll(pkg, "_", "-") + "').st_mode)), os.stat('/usr/local/bin/" + strings.ReplaceAll(pkg, "_", "-") + "').st_uid == os.stat('/usr/bin/python3').st_uid)"})
+	if out.Stdout != "False 0o755 True" {
+		t.Errorf("layer safety: %q %q", out.Stdout, out.Stderr)
 	}
 	if !strings.Contains(logBuf.String(), "image="+tag) {
 		t.Errorf("the request was not resolved to %s:\n%s", tag, logBuf.String())

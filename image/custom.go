@@ -1,13 +1,11 @@
 package image
 
 import (
-	"archive/tar"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,7 +15,6 @@ import (
 
 	"github.com/containerd/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"golang.org/x/sys/unix"
 
 	"github.com/isol8/isol8/api"
 	"github.com/isol8/isol8/driver"
@@ -111,6 +108,10 @@ func (r CustomRecipe) Labels() map[string]string {
 	return l
 }
 
+// BuildScratchSize bounds what a build's install step may write: the
+// build directory is a tmpfs of this size.
+const BuildScratchSize = 2 << 30
+
 // Populate installs a recipe's packages into dir, a host directory that a
 // build sandbox of the runtime image sees as its /sandbox: installs land
 // where the sandbox's own installs would (~/.local for pip, node_modules
@@ -179,6 +180,15 @@ func BuildCustom(ctx context.Context, store driver.Images, r CustomRecipe, popul
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			return res, err
 		}
+		unmount, err := mountScratch(dir, BuildScratchSize)
+		if err != nil {
+			return res, err
+		}
+		defer func() {
+			if err := unmount(); err != nil {
+				b.log.Warn("unmount build directory", "dir", dir, "error", err)
+			}
+		}()
 		b.printf("- %s: installing %s...\n", r.Tag, strings.Join(r.Packages, ", "))
 		if err := populate(ctx, dir); err != nil {
 			return res, fmt.Errorf("install packages: %w", err)
@@ -202,119 +212,6 @@ func BuildCustom(ctx context.Context, store driver.Images, r CustomRecipe, popul
 	}
 	res.Duration = time.Since(start)
 	return res, nil
-}
-
-// installRoots maps where a sandbox's installs land (relative to
-// /sandbox) to where they go in a custom image: directories the runtimes
-// search without any per-image environment.
-func installRoots(dir, runtime string) (map[string]string, error) {
-	switch runtime {
-	case "python":
-		m := map[string]string{".local/bin": "usr/local/bin"}
-		sites, _ := filepath.Glob(filepath.Join(dir, ".local/lib/python3*/site-packages"))
-		for _, s := range sites {
-			ver := filepath.Base(filepath.Dir(s))
-			m[".local/lib/"+ver+"/site-packages"] = "usr/local/lib/" + ver + "/dist-packages"
-		}
-		return m, nil
-	case "node":
-		return map[string]string{
-			"node_modules":                 "usr/local/lib/node_modules",
-			".npm-global/lib/node_modules": "usr/local/lib/node_modules",
-			".npm-global/bin":              "usr/local/bin",
-		}, nil
-	}
-	return nil, api.NotImplementedf("installing %s packages into images is not supported yet (python and node are)", runtime)
-}
-
-// writeInstallLayer writes the installs found in dir as a layer at their
-// image locations (installRoots): owned by root, without set-id bits,
-// regular files, directories and symbolic links only. Parent directories
-// come first, with the usual 0755.
-func writeInstallLayer(w io.Writer, dir, runtime string) error {
-	roots, err := installRoots(dir, runtime)
-	if err != nil {
-		return err
-	}
-	srcs := make([]string, 0, len(roots))
-	for s := range roots {
-		srcs = append(srcs, s)
-	}
-	slices.Sort(srcs)
-	tw := tar.NewWriter(w)
-	written := map[string]bool{}
-	mtime := time.Unix(0, 0)
-	dirEntry := func(name string, mode int64, mt time.Time) error {
-		if written[name] {
-			return nil
-		}
-		written[name] = true
-		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: mode, ModTime: mt, Format: tar.FormatPAX})
-	}
-	for _, src := range srcs {
-		root := filepath.Join(dir, src)
-		if st, err := os.Lstat(root); err != nil || !st.IsDir() {
-			continue
-		}
-		dst := roots[src]
-		parts := strings.Split(dst, "/")
-		for i := 1; i < len(parts); i++ {
-			if err := dirEntry(strings.Join(parts[:i], "/"), 0o755, mtime); err != nil {
-				return err
-			}
-		}
-		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			rel, err := filepath.Rel(root, p)
-			if err != nil {
-				return err
-			}
-			name := dst
-			if rel != "." {
-				name = dst + "/" + filepath.ToSlash(rel)
-			}
-			var st unix.Stat_t
-			if err := unix.Lstat(p, &st); err != nil {
-				return fmt.Errorf("lstat %s: %w", p, err)
-			}
-			mt := time.Unix(st.Mtim.Sec, 0)
-			mode := int64(st.Mode & 0o777)
-			switch st.Mode & unix.S_IFMT {
-			case unix.S_IFDIR:
-				return dirEntry(name, mode|0o755, mt)
-			case unix.S_IFLNK:
-				target, err := os.Readlink(p)
-				if err != nil {
-					return err
-				}
-				return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777, ModTime: mt, Format: tar.FormatPAX})
-			case unix.S_IFREG:
-				if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: st.Size, Mode: mode | 0o444, ModTime: mt, Format: tar.FormatPAX}); err != nil {
-					return err
-				}
-				f, err := os.Open(p)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				n, err := io.Copy(tw, f)
-				if err != nil {
-					return err
-				}
-				if n != st.Size {
-					return fmt.Errorf("%s changed size while being archived", p)
-				}
-				return nil
-			}
-			return nil // devices, fifos, sockets: nothing an install needs
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return tw.Close()
 }
 
 // CustomImage is one custom image as list-custom shows it.
