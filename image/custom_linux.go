@@ -133,7 +133,6 @@ func writeInstallLayer(w io.Writer, dir, runtime string) error {
 	return tw.Close()
 }
 
-
 // realDirs reports whether every component of rel below dir is a real
 // directory, not a symbolic link: the build sandbox wrote dir, and a link
 // there must not make the build read the host's files.
