@@ -3,8 +3,9 @@
 # runc, mmdebstrap (to build the runtime images offline), busybox (the oci
 # package runs specs under runc on a busybox rootfs), a C compiler and the
 # static libc and libseccomp archives (isol8 validates seccomp profiles with
-# libseccomp and is linked statically), and util-linux's unshare (sandbox
-# user namespaces).
+# libseccomp and is linked statically), util-linux's unshare (sandbox
+# user namespaces) and docker-registry (the registry-source tests push to
+# and pull from one they start on loopback).
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
 need=()
@@ -16,6 +17,7 @@ command -v gcc >/dev/null || need+=(gcc)
 compgen -G '/usr/lib/*/libc.a' >/dev/null || need+=(libc6-dev)
 [ -f /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
+command -v docker-registry >/dev/null || need+=(docker-registry)
 # unshare creates each sandbox's user namespace as the sandbox's host id;
 # nsenter (same package) is used by the network attachment tests.
 if ! command -v unshare >/dev/null || ! command -v nsenter >/dev/null; then

@@ -383,3 +383,39 @@ func TestCleanup(t *testing.T) {
 		}
 	})
 }
+
+// setup --source: registry needs pinned references in the config, which
+// reach the engine; the config's images.source is the default.
+func TestSetupSource(t *testing.T) {
+	const ref = "mirror.local/isol8/python@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	h := newHarness(t)
+	r := h.run("setup", "--source", "nope")
+	wantCode(t, r, 1)
+	if r.stderr != "[ERR] Invalid --source: nope. Expected one of: build, registry\n" || h.engines != 0 {
+		t.Errorf("stderr %q", r.stderr)
+	}
+	h = newHarness(t)
+	r = h.run("setup", "--source", "registry")
+	wantCode(t, r, 1)
+	wantContains(t, "stderr", r.stderr, "[ERR] setup --source registry: images.registry names no runtime")
+	h = newHarness(t)
+	cfg := write(t, h.cwd, "isol8.config.json", `{"images":{"registry":{"python":"mirror.local/isol8/python:3.11"}}}`)
+	r = h.run("setup", "--source", "registry")
+	wantCode(t, r, 1)
+	wantContains(t, "stderr", r.stderr, "images.registry.python: reference \"mirror.local/isol8/python:3.11\" is not pinned", cfg)
+
+	h = newHarness(t)
+	write(t, h.cwd, "isol8.config.json", `{"images":{"source":"registry","registry":{"python":"`+ref+`"}}}`)
+	r = h.run("setup")
+	wantCode(t, r, 0)
+	if len(h.fake.setupOpts) != 1 || h.fake.setupOpts[0].Registry["python"] != ref {
+		t.Errorf("setup options %+v", h.fake.setupOpts)
+	}
+	h = newHarness(t)
+	write(t, h.cwd, "isol8.config.json", `{"images":{"source":"registry","registry":{"python":"`+ref+`"}}}`)
+	r = h.run("setup", "--source", "build")
+	wantCode(t, r, 0)
+	if len(h.fake.setupOpts) != 1 || h.fake.setupOpts[0].Registry != nil {
+		t.Errorf("--source build: setup options %+v", h.fake.setupOpts)
+	}
+}
