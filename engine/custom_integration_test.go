@@ -184,6 +184,10 @@ func TestCustomImagePackages(t *testing.T) {
 	if err != nil || res.UpToDate {
 		t.Fatalf("build: %+v, %v", res, err)
 	}
+	t.Logf("build with a build sandbox: %v", res.Duration)
+	if res, err = image.BuildCustom(t.Context(), e.host.drv, r, populateFakePython(e, pkg), image.Options{}); err != nil || !res.UpToDate {
+		t.Fatalf("second build: %+v, %v; want up to date", res, err)
+	}
 	info, err := e.host.drv.ImageInfo(t.Context(), tag)
 	if err != nil {
 		t.Fatal(err)
