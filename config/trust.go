@@ -31,7 +31,8 @@ const (
 // choose what runs on the host as root: another containerd socket or OCI
 // runtime binary, a seccomp mode other than strict, a custom profile path,
 // the host id range of sandboxes, host networking, a writable root
-// filesystem. A key set to its built-in
+// filesystem, registry images to replace the runtime images with. A key
+// set to its built-in
 // default is not listed.
 func (c *Config) Weakening() []string {
 	d := Defaults()
@@ -49,6 +50,8 @@ func (c *Config) Weakening() []string {
 	add(c.Security.UserNS.Effective() != (*UserNS)(nil).Effective(), "security.userns")
 	add(c.Defaults.Network == "host", "defaults.network")
 	add(!c.Defaults.ReadonlyRootFs, "defaults.readonlyRootFs")
+	// Where the runtime images every user runs come from.
+	add(len(c.Images.Registry) > 0, "images.registry")
 	return keys
 }
 

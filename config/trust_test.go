@@ -23,10 +23,12 @@ func TestTrust(t *testing.T) {
 		"defaults.network":           `{"defaults":{"network":"host"}}`,
 		"security.userns":            `{"security":{"userns":{"base":2000000}}}`,
 		"defaults.readonlyRootFs":    `{"defaults":{"readonlyRootFs":false}}`,
+		"images.registry":            `{"images":{"registry":{"python":"m.local/p@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}}}`,
 	}
 	harmless := []string{
 		`{"security":{"seccomp":"strict"},"containerd":{"runtime":"runc"},"defaults":{"network":"none","readonlyRootFs":true}}`,
 		`{"maxConcurrent":3,"defaults":{"memoryLimit":"1g"}}`,
+		`{"images":{"source":"registry"}}`,
 	}
 	uid := os.Getuid()
 

@@ -399,23 +399,30 @@ func TestSetupSource(t *testing.T) {
 	wantCode(t, r, 1)
 	wantContains(t, "stderr", r.stderr, "[ERR] setup --source registry: images.registry names no runtime")
 	h = newHarness(t)
-	cfg := write(t, h.cwd, "isol8.config.json", `{"images":{"registry":{"python":"mirror.local/isol8/python:3.11"}}}`)
-	r = h.run("setup", "--source", "registry")
+	cfg := write(t, h.cwd, "cfg.json", `{"images":{"registry":{"python":"mirror.local/isol8/python:3.11"}}}`)
+	r = h.run("--config", cfg, "setup", "--source", "registry")
 	wantCode(t, r, 1)
 	wantContains(t, "stderr", r.stderr, "images.registry.python: reference \"mirror.local/isol8/python:3.11\" is not pinned", cfg)
 
 	h = newHarness(t)
-	write(t, h.cwd, "isol8.config.json", `{"images":{"source":"registry","registry":{"python":"`+ref+`"}}}`)
-	r = h.run("setup")
+	cfg = write(t, h.cwd, "cfg.json", `{"images":{"source":"registry","registry":{"python":"`+ref+`"}}}`)
+	r = h.run("--config", cfg, "setup")
 	wantCode(t, r, 0)
 	if len(h.fake.setupOpts) != 1 || h.fake.setupOpts[0].Registry["python"] != ref {
 		t.Errorf("setup options %+v", h.fake.setupOpts)
 	}
 	h = newHarness(t)
-	write(t, h.cwd, "isol8.config.json", `{"images":{"source":"registry","registry":{"python":"`+ref+`"}}}`)
-	r = h.run("setup", "--source", "build")
+	cfg = write(t, h.cwd, "cfg.json", `{"images":{"source":"registry","registry":{"python":"`+ref+`"}}}`)
+	r = h.run("--config", cfg, "setup", "--source", "build")
 	wantCode(t, r, 0)
 	if len(h.fake.setupOpts) != 1 || h.fake.setupOpts[0].Registry != nil {
 		t.Errorf("--source build: setup options %+v", h.fake.setupOpts)
 	}
+	// Registry images replace every user's runtime images: a file in the
+	// working directory may not name them.
+	h = newHarness(t)
+	write(t, h.cwd, "isol8.config.json", `{"images":{"source":"registry","registry":{"python":"`+ref+`"}}}`)
+	r = h.run("setup")
+	wantCode(t, r, 1)
+	wantContains(t, "stderr", r.stderr, `"images.registry" weakens the sandbox`)
 }
