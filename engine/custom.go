@@ -127,7 +127,10 @@ func (h *Host) setupPrebuilt(ctx context.Context, o SetupOptions) error {
 // and the image builder moves them into the image.
 func (h *Host) buildInstaller(r image.CustomRecipe) image.Populate {
 	return func(ctx context.Context, dir string) error {
-		return h.buildRun(ctx, dir, Request{Runtime: r.Runtime, Cmd: "true", InstallPackages: r.Packages})
+		if buildNetwork == NetworkNone {
+			return invalidf("%s", TextInstallNotYet)
+		}
+		return h.buildRun(ctx, dir, Request{Runtime: r.Runtime, Cmd: "true", InstallPackages: r.Packages}, buildNetwork)
 	}
 }
 
@@ -139,19 +142,21 @@ const (
 	buildPidsLimit   = 256
 )
 
-// buildNetwork is the network of build sandboxes. Installs need the
-// package registries; the filtered network (the registries' hosts only) is
-// the one to carry them, and is not in this build, so build sandboxes
-// have none and their installs are refused by the request's validation.
+// buildNetwork is the network of build sandboxes that install packages.
+// Installs need the package registries, and only the filtered network
+// (the registries' hosts, as for a request's installs) may carry them; it
+// is not in this build, so package builds are refused. Hooking them up is
+// setting this (with the registries' filter in buildRun).
 var buildNetwork = NetworkNone
 
 // buildRun runs req in a sandbox of the runtime image with dir as its
-// /sandbox, with no pool (the sandbox is never reused), and fails unless
-// the command succeeds.
-func (h *Host) buildRun(ctx context.Context, dir string, req Request) error {
+// /sandbox, on network, with no pool (the sandbox is never reused), and
+// fails unless the command succeeds. The request's packages are installed
+// by the install step, into dir.
+func (h *Host) buildRun(ctx context.Context, dir string, req Request, network string) error {
 	e, err := h.NewEngine(Options{
-		Network: buildNetwork, PoolSize: &PoolSize{}, TimeoutMs: buildTimeoutMs, MemoryLimit: buildMemoryLimit,
-		PidsLimit: buildPidsLimit, buildDir: dir,
+		Network: network, PoolSize: &PoolSize{}, TimeoutMs: buildTimeoutMs, MemoryLimit: buildMemoryLimit,
+		PidsLimit: buildPidsLimit, buildDir: dir, buildInstalls: true,
 	})
 	if err != nil {
 		return err

@@ -163,7 +163,7 @@ func populateFakePython(e *Engine, pkg string) image.Populate {
 		"ln -s /etc ~/.local/lib/python3.12/site-packages\n" +
 		"test \"$(id -u)\" = 100\n"
 	return func(ctx context.Context, dir string) error {
-		return e.host.buildRun(ctx, dir, Request{Runtime: "python", Cmd: script})
+		return e.host.buildRun(ctx, dir, Request{Runtime: "python", Cmd: script}, NetworkNone)
 	}
 }
 

@@ -83,6 +83,9 @@ type Options struct {
 	// mounted as the sandbox's /sandbox instead of the tmpfs, so what the
 	// install step writes there outlives the sandbox.
 	buildDir string
+	// buildInstalls lets a custom build's sandbox run installs on the
+	// network its builder chose.
+	buildInstalls bool
 	// OnKeep is told about each sandbox left running because of Persist.
 	OnKeep func(KeptSandbox) `json:"-"`
 }

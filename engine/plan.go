@@ -84,7 +84,7 @@ func (e *Engine) plan(req Request) (*plan, error) {
 	if err := runtimes.ValidatePackages(pkgs); err != nil {
 		return nil, invalid(err)
 	}
-	if len(pkgs) > 0 {
+	if len(pkgs) > 0 && !e.opts.buildInstalls {
 		// Installs would reach the registries through whatever network the
 		// sandbox has; only the filtered network may carry them.
 		return nil, invalidf("%s", TextInstallNotYet)
