@@ -1,11 +1,14 @@
 package engine
 
 import (
+	"archive/tar"
 	"archive/zip"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -132,3 +135,82 @@ func TestCustomImagePipFromLoopbackIndex(t *testing.T) {
 }
 
 func cryptoRead(b []byte) (int, error) { return rand.Read(b) }
+
+// npmTarball is an npm package tarball (package/package.json, index.js).
+func npmTarball(t *testing.T, name, version, value string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for _, f := range []struct{ name, body string }{
+		{"package/package.json", `{"name":"` + name + `","version":"` + version + `","main":"index.js"}`},
+		{"package/index.js", "module.exports = { value: " + fmt.Sprintf("%q", value) + " };\n"},
+	} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(f.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// startNPMRegistry serves one package's packument and tarball on loopback.
+func startNPMRegistry(t *testing.T, name, version string, tgz []byte) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	sum := sha512.Sum512(tgz)
+	integrity := "sha512-" + base64.StdEncoding.EncodeToString(sum[:])
+	mux := http.NewServeMux()
+	mux.HandleFunc("/"+name, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"name":%q,"dist-tags":{"latest":%q},"versions":{%q:{"name":%q,"version":%q,"dist":{"tarball":"%s/%s/-/%s-%s.tgz","integrity":%q}}}}`,
+			name, version, version, name, version, base, name, name, version, integrity)
+	})
+	mux.HandleFunc("/"+name+"/-/"+name+"-"+version+".tgz", func(w http.ResponseWriter, r *http.Request) { w.Write(tgz) })
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return base + "/"
+}
+
+// The same for node: a real `npm install` from a registry on loopback in
+// the build sandbox lands in /usr/local/lib/node_modules, where require()
+// finds it (NODE_PATH) with no install at run time.
+func TestCustomImageNPMFromLoopbackRegistry(t *testing.T) {
+	e := newTestEngine(t, Options{})
+	mustHaveImage(t, e, "node")
+	var b [4]byte
+	_, _ = cryptoRead(b[:])
+	name := "h-images-npm-" + hex.EncodeToString(b[:])
+	registry := startNPMRegistry(t, name, "1.0.0", npmTarball(t, name, "1.0.0", "from-registry"))
+	tag := uniqueTag(t, "npm")
+	removeImageAtEnd(t, e, tag)
+	r := image.CustomRecipe{Tag: tag, Runtime: "node", Packages: []string{name}}
+	populate := func(ctx context.Context, dir string) error {
+		return e.host.buildRun(ctx, dir, Request{Runtime: "node", Cmd: "true", InstallPackages: r.Packages,
+			Env: map[string]string{"NPM_CONFIG_REGISTRY": registry, "NPM_CONFIG_AUDIT": "false", "NPM_CONFIG_FUND": "false"}}, NetworkHost)
+	}
+	res, err := image.BuildCustom(t.Context(), e.host.drv, r, populate, image.Options{})
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	t.Logf("build with npm from a loopback registry: %v", res.Duration)
+	out := run(t, e, Request{Runtime: "node", InstallPackages: []string{name},
+		Code: "const m = require('" + name + "'); console.log(m.value, require.resolve('" + name + "'))"})
+	want := "from-registry /usr/local/lib/node_modules/" + name + "/index.js"
+	if out.ExitCode != 0 || out.Stdout != want {
+		t.Errorf("run with the installed package: exit %d stdout %q stderr %q, want %q", out.ExitCode, out.Stdout, out.Stderr, want)
+	}
+}
