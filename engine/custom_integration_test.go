@@ -135,6 +135,7 @@ func TestCustomImageRefusals(t *testing.T) {
 		{BuildOptions{Tag: "x:y", Runtime: "agent", Setup: "true"}, "Unknown runtime: agent"},
 		{BuildOptions{Tag: "x:y", Runtime: "python", Packages: []string{"a;b"}}, "Invalid package name"},
 		{BuildOptions{Tag: "x:y", Runtime: "python"}, "No packages or setup script specified"},
+		{BuildOptions{Tag: "x:y", Runtime: "python", Setup: strings.Repeat("echo hi\n", 600)}, "Setup script too long for a custom image: 4800 bytes, at most 4000"},
 		{BuildOptions{Tag: uniqueTag(t, "pkgs"), Runtime: "python", Packages: []string{"numpy"}}, TextInstallNotYet},
 	} {
 		_, err := e.BuildImage(t.Context(), tc.o)

@@ -74,8 +74,19 @@ func (r CustomRecipe) Validate() error {
 	if len(r.Packages) == 0 && strings.TrimSpace(r.Setup) == "" {
 		return api.InvalidArgumentf("No packages or setup script specified. Use --install <package> or --setup <command>.")
 	}
+	// The recipe travels in labels, which backends bound (containerd: 4096
+	// bytes per label, key included).
+	if len(r.Setup) > MaxLabelValue {
+		return api.InvalidArgumentf("Setup script too long for a custom image: %d bytes, at most %d (put longer scripts in a file the script runs)", len(r.Setup), MaxLabelValue)
+	}
+	if n := len(strings.Join(r.Packages, ",")); n > MaxLabelValue {
+		return api.InvalidArgumentf("Package list too long for a custom image: %d bytes, at most %d", n, MaxLabelValue)
+	}
 	return nil
 }
+
+// MaxLabelValue bounds a recipe label's value (setup script, package list).
+const MaxLabelValue = 4000
 
 // DepsHash is the recipe's identity for the up-to-date check: sha256 over
 // the runtime, each package and, when set, "setup:" and the script.
