@@ -4,9 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -79,5 +84,45 @@ func TestE2ECustomImages(t *testing.T) {
 	r = runCLI(t, "", "--config", cfg, "setup")
 	if r.code != 0 || !strings.Contains(r.stderr, "[OK] "+pre+" (already exists)") {
 		t.Fatalf("setup again: %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// `isol8 run -r agent` with the real binary: pi, pointed at a stub
+// OpenAI-compatible provider on loopback by a --setup script, answers the
+// prompt; --agent-flags reach pi, the key goes in as a masked --secret.
+func TestE2EAgent(t *testing.T) {
+	testenv.MustHaveRoot(t)
+	const secret = "sk-e2e-7d1f0b"
+	var (
+		mu   sync.Mutex
+		seen []string
+	)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen = append(seen, r.Header.Get("Authorization")+" "+string(body))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m1","choices":[{"index":0,"delta":{"role":"assistant","content":"pong `+secret+`"},"finish_reason":null}]}`+"\n\n")
+		fmt.Fprint(w, `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\ndata: [DONE]\n\n")
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	models := `{"providers":{"stub":{"baseUrl":"http://` + ln.Addr().String() + `/v1","api":"openai-completions","apiKey":"STUB_KEY",` +
+		`"compat":{"supportsDeveloperRole":false,"supportsReasoningEffort":false},"models":[{"id":"m1"}]}}}`
+	setup := "mkdir -p ~/.pi/agent && printf '%s' '" + models + "' > ~/.pi/agent/models.json"
+	r := runCLI(t, "", "run", "-r", "agent", "-e", "ping, it's me", "--net", "host", "--secret", "STUB_KEY="+secret,
+		"--setup", setup, "--agent-flags", "--provider stub --model m1", "--timeout", "60000")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "pong ***" {
+		t.Fatalf("agent run: %d\nstdout %q\nstderr %q", r.code, r.stdout, r.stderr)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) == 0 || !strings.HasPrefix(seen[len(seen)-1], "Bearer "+secret+" ") || !strings.Contains(seen[len(seen)-1], `ping, it's me`) {
+		t.Errorf("provider saw %q", seen)
 	}
 }
