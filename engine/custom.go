@@ -54,6 +54,9 @@ func (h *Host) BuildImage(ctx context.Context, o BuildOptions) (BuildResult, err
 	if err != nil {
 		return BuildResult{Tag: o.Tag}, err
 	}
+	if len(r.Packages) > 0 && buildNetwork == NetworkNone {
+		return BuildResult{Tag: o.Tag}, invalidf("%s", TextInstallNotYet)
+	}
 	ctx, leave, err := h.work.enter(ctx)
 	if err != nil {
 		return BuildResult{Tag: o.Tag}, err
