@@ -14,6 +14,9 @@ type (
 	CleanupReport  = engine.CleanupReport
 	ContainerInfo  = engine.ContainerInfo
 	BackendInfo    = engine.BackendInfo
+	BuildOptions   = engine.BuildOptions
+	BuildResult    = engine.BuildResult
+	CustomImage    = engine.CustomImage
 )
 
 // Admin is the operator's work on a backend: which backend it is, building
@@ -27,6 +30,11 @@ type Admin interface {
 	// Cleanup lists, and unless o.DryRun removes, the sandboxes no running
 	// process uses (and with o.Images the isol8 images).
 	Cleanup(ctx context.Context, o CleanupOptions) (*CleanupReport, error)
+	// BuildImage builds a custom image (a runtime image plus packages and
+	// a setup script), or reports it up to date.
+	BuildImage(ctx context.Context, o BuildOptions) (BuildResult, error)
+	// ListCustomImages lists the custom images isol8 built.
+	ListCustomImages(ctx context.Context) ([]CustomImage, error)
 	// Stop ends the work in flight and removes what it made. It is
 	// idempotent.
 	Stop(ctx context.Context) error
@@ -95,4 +103,14 @@ func (h *Host) SetupImages(ctx context.Context, o SetupOptions) error {
 // Cleanup removes what crashed or kept runs left behind (see Admin).
 func (h *Host) Cleanup(ctx context.Context, o CleanupOptions) (*CleanupReport, error) {
 	return h.h.Cleanup(ctx, o)
+}
+
+// BuildImage builds a custom image (see Admin).
+func (h *Host) BuildImage(ctx context.Context, o BuildOptions) (BuildResult, error) {
+	return h.h.BuildImage(ctx, o)
+}
+
+// ListCustomImages lists the custom images isol8 built.
+func (h *Host) ListCustomImages(ctx context.Context) ([]CustomImage, error) {
+	return h.h.ListCustomImages(ctx)
 }

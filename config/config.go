@@ -52,6 +52,7 @@ type Config struct {
 	Debug          bool            `json:"debug"`
 	PrebuiltImages []PrebuiltImage `json:"prebuiltImages"`
 	Containerd     Containerd      `json:"containerd"`
+	Images         Images          `json:"images"`
 
 	// Bounds on what one request may ask, whatever its client. Zero (unset)
 	// means the engine's defaults: 1 hour, 32 paths, 64 MiB.
@@ -143,6 +144,15 @@ type PrebuiltImage struct {
 	SetupScript     string   `json:"setupScript,omitempty"`
 }
 
+// Images says where `isol8 setup` gets the runtime images (isol8's own
+// section): "build" makes them from Debian packages and npm tarballs;
+// "registry" pulls the base of each runtime named in Registry (a
+// reference pinned by digest, name@sha256:...) and adds isol8's layer.
+type Images struct {
+	Source   string            `json:"source"`
+	Registry map[string]string `json:"registry,omitempty"`
+}
+
 // Containerd locates the container backend (isol8's own section).
 type Containerd struct {
 	// Address of containerd's socket; empty means the engine's default
@@ -208,6 +218,7 @@ func Defaults() *Config {
 		},
 		PrebuiltImages: []PrebuiltImage{},
 		Containerd:     Containerd{Runtime: "runc"},
+		Images:         Images{Source: "build"},
 		set:            map[string]bool{},
 	}
 }

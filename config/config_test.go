@@ -127,7 +127,8 @@ func TestDefaultsJSON(t *testing.T) {
   "auth": {"enabled": false, "defaultTtlMs": 86400000, "cleanupIntervalMs": 3600000},
   "debug": false,
   "prebuiltImages": [],
-  "containerd": {"runtime": "runc"}
+  "containerd": {"runtime": "runc"},
+  "images": {"source": "build"}
 }`
 	if got := asMap(t, c); !reflect.DeepEqual(got, jsonValue(t, want)) {
 		data, _ := c.JSON()
@@ -307,6 +308,9 @@ func TestLoadMerge(t *testing.T) {
 		{name: "prebuiltImages pkgs", file: `{"prebuiltImages":[{"tag":"t","runtime":"python","installPackages":"numpy"}]}`, wantErr: "prebuiltImages[0].installPackages must be an array of strings"},
 		{name: "containerd runtime empty", file: `{"containerd":{"runtime":""}}`, wantErr: "containerd.runtime must not be empty"},
 		{name: "containerd not object", file: `{"containerd":"/run/containerd.sock"}`, wantErr: "containerd must be an object"},
+		{name: "images source", file: `{"images":{"source":"docker"}}`, wantErr: "images.source"},
+		{name: "images registry not object", file: `{"images":{"registry":["a"]}}`, wantErr: "images.registry must be an object"},
+		{name: "images registry value", file: `{"images":{"registry":{"python":1}}}`, wantErr: "images.registry.python must be a string"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

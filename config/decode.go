@@ -68,6 +68,7 @@ func (c *Config) merge(data []byte) error {
 		func() error { return d.section(top, "audit", c.mergeAudit) },
 		func() error { return d.section(top, "auth", c.mergeAuth) },
 		func() error { return d.section(top, "containerd", c.mergeContainerd) },
+		func() error { return d.section(top, "images", c.mergeImages) },
 		func() error { return d.prebuiltImages(top, &c.PrebuiltImages) },
 	}
 	for _, step := range steps {
@@ -166,6 +167,31 @@ func (c *Config) mergeAuth(d *decoder, m map[string]any) error {
 		d.integer(m, s, "defaultTtlMs", &a.DefaultTTLMs),
 		d.integer(m, s, "cleanupIntervalMs", &a.CleanupIntervalMs),
 	)
+}
+
+func (c *Config) mergeImages(d *decoder, m map[string]any) error {
+	const s = "images"
+	if err := d.str(m, s, "source", &c.Images.Source); err != nil {
+		return err
+	}
+	v, name, ok := d.lookup(m, s, "registry")
+	if !ok {
+		return nil
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return fmt.Errorf("%s must be an object of runtime to image reference", name)
+	}
+	refs := make(map[string]string, len(obj))
+	for rt, ref := range obj {
+		str, ok := ref.(string)
+		if !ok {
+			return fmt.Errorf("%s.%s must be a string", name, rt)
+		}
+		refs[rt] = str
+	}
+	c.Images.Registry = refs
+	return nil
 }
 
 func (c *Config) mergeContainerd(d *decoder, m map[string]any) error {
@@ -456,6 +482,7 @@ func (c *Config) validate() error {
 		duration("auth.cleanupIntervalMs", c.Auth.CleanupIntervalMs, 1),
 
 		nonEmpty("containerd.runtime", c.Containerd.Runtime),
+		oneOf("images.source", c.Images.Source, "build", "registry"),
 	}
 	return first(checks...)
 }

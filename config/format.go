@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -99,6 +100,18 @@ func (c *Config) Human() string {
 	}
 	line("Address", addr)
 	line("Runtime", c.Containerd.Runtime)
+
+	head("Images")
+	line("Source", c.Images.Source)
+	rts := make([]string, 0, len(c.Images.Registry))
+	for rt := range c.Images.Registry {
+		rts = append(rts, rt)
+	}
+	sort.Strings(rts)
+	for _, rt := range rts {
+		line("Registry "+rt, c.Images.Registry[rt])
+	}
+	line("Prebuilt images", strconv.Itoa(len(c.PrebuiltImages)))
 
 	b.WriteString("\n")
 	return b.String()

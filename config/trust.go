@@ -32,7 +32,8 @@ const (
 // runtime binary, a seccomp mode other than strict, a custom profile path,
 // the host id range of sandboxes, host networking, a writable root
 // filesystem, an SSRF guard open to internal addresses, the directory the
-// audit log is written to and a script run after each record. A key set to its built-in
+// audit log is written to and a script run after each record, registry
+// images to replace the runtime images with. A key set to its built-in
 // default is not listed.
 func (c *Config) Weakening() []string {
 	d := Defaults()
@@ -55,6 +56,8 @@ func (c *Config) Weakening() []string {
 	// would run after each record.
 	add(c.Audit.LogDir != d.Audit.LogDir, "audit.logDir")
 	add(c.Audit.PostLogScript != d.Audit.PostLogScript, "audit.postLogScript")
+	// Where the runtime images every user runs come from.
+	add(len(c.Images.Registry) > 0, "images.registry")
 	return keys
 }
 

@@ -23,6 +23,7 @@ func TestTrust(t *testing.T) {
 		"defaults.network":           `{"defaults":{"network":"host"}}`,
 		"security.userns":            `{"security":{"userns":{"base":2000000}}}`,
 		"defaults.readonlyRootFs":    `{"defaults":{"readonlyRootFs":false}}`,
+		"images.registry":            `{"images":{"registry":{"python":"m.local/p@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}}}`,
 	}
 	// Opens the SSRF guard of host-side fetches to internal addresses.
 	weakening["network.allowPrivateDestinations"] = `{"network":{"allowPrivateDestinations":true}}`
@@ -32,6 +33,7 @@ func TestTrust(t *testing.T) {
 	harmless := []string{
 		`{"security":{"seccomp":"strict"},"containerd":{"runtime":"runc"},"defaults":{"network":"none","readonlyRootFs":true}}`,
 		`{"maxConcurrent":3,"defaults":{"memoryLimit":"1g"}}`,
+		`{"images":{"source":"registry"}}`,
 	}
 	uid := os.Getuid()
 

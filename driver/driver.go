@@ -15,6 +15,7 @@ import (
 	"io"
 	"time"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/isol8/isol8/api"
@@ -89,7 +90,10 @@ type Images interface {
 	// ImportImage imports the manifest of the layout in dir whose
 	// org.opencontainers.image.ref.name annotation is name (or the only
 	// manifest of the layout) as image name with labels, replacing an image
-	// of that name, and readies it to run.
+	// of that name, and readies it to run. The layout may leave out the
+	// blobs of layers the backend already holds (a custom image names its
+	// base image's layers, from ImageInfo.LayerBlobs, and carries only its
+	// own).
 	ImportImage(ctx context.Context, dir, name string, labels map[string]string) error
 	// RemoveImage deletes an image; blobs and unpacked layers no other
 	// image uses are released. A missing image is an errdefs.ErrNotFound
@@ -110,6 +114,14 @@ type ImageInfo struct {
 	// Layers are the diff IDs of the image's layers (digests of the
 	// uncompressed tars), base first.
 	Layers []string
+	// LayerBlobs are the manifest's layer descriptors, base first, so an
+	// image can be layered on top of this one: a layout that names them
+	// without holding their blobs imports on a backend that has them.
+	LayerBlobs []ocispec.Descriptor
+	// Size is the bytes of the image's blobs (config and layers as stored).
+	Size int64
+	// Created is when the backend recorded the image.
+	Created time.Time
 }
 
 // SandboxInfo describes one sandbox for listings.

@@ -14,6 +14,13 @@ import (
 type SetupOptions struct {
 	Force    bool
 	Runtimes []string // empty: all
+	// Prebuilt are custom images to build after the runtime images; one
+	// whose tag exists is kept unless Force.
+	Prebuilt []BuildOptions
+	// Registry, when set, names per runtime a base image reference pinned
+	// by digest: those runtimes are pulled (plus isol8's layer) instead of
+	// built; the others are built.
+	Registry map[string]string
 }
 
 // SetupImages builds the runtime images on the engine's host (see
@@ -35,13 +42,19 @@ func (h *Host) SetupImages(ctx context.Context, o SetupOptions) error {
 	}
 	h.imageMu.Lock()
 	defer h.imageMu.Unlock()
-	_, err = image.Setup(ctx, h.drv, image.Options{
-		Force:    o.Force,
-		Runtimes: o.Runtimes,
-		Progress: h.opts.Progress,
-		Logger:   h.log,
-	})
-	return err
+	imgOpts := image.Options{Force: o.Force, Runtimes: o.Runtimes, Progress: h.opts.Progress, Logger: h.log}
+	if len(o.Registry) > 0 {
+		if imgOpts.Runtimes, err = h.setupFromRegistry(ctx, o, imgOpts); err != nil {
+			return err
+		}
+		if len(imgOpts.Runtimes) == 0 {
+			return h.setupPrebuilt(ctx, o)
+		}
+	}
+	if _, err = image.Setup(ctx, h.drv, imgOpts); err != nil {
+		return err
+	}
+	return h.setupPrebuilt(ctx, o)
 }
 
 // CleanupOptions control Cleanup.
@@ -154,4 +167,28 @@ func short(id string) string {
 		return id[:12]
 	}
 	return id
+}
+
+// setupFromRegistry pulls the runtimes of o.Registry (those of o.Runtimes,
+// when given) and returns the runtimes left to build.
+func (h *Host) setupFromRegistry(ctx context.Context, o SetupOptions, imgOpts image.Options) ([]string, error) {
+	want := o.Runtimes
+	if len(want) == 0 {
+		want = image.Runtimes
+	}
+	refs := map[string]string{}
+	var rest []string
+	for _, rt := range want {
+		if ref, ok := o.Registry[rt]; ok {
+			refs[rt] = ref
+		} else {
+			rest = append(rest, rt)
+		}
+	}
+	if len(refs) > 0 {
+		if _, err := image.SetupFromRegistry(ctx, h.drv, refs, imgOpts); err != nil {
+			return nil, err
+		}
+	}
+	return rest, nil
 }

@@ -30,7 +30,7 @@ func (e *Engine) Execute(ctx context.Context, req Request) (*Result, error) {
 		e.auditExec(ctx, start, req, src, nil, nil, err)
 		return nil, err
 	}
-	p, err := e.plan(req)
+	p, err := e.planCustom(ctx, req)
 	if err != nil {
 		e.auditExec(ctx, start, req, src, nil, nil, err)
 		return nil, err
@@ -58,7 +58,7 @@ func (e *Engine) ExecuteStream(ctx context.Context, req Request) (<-chan Event, 
 		e.auditExec(ctx, start, req, src, nil, nil, err)
 		return nil, err
 	}
-	p, err := e.plan(req)
+	p, err := e.planCustom(ctx, req)
 	if err != nil {
 		e.auditExec(ctx, start, req, src, nil, nil, err)
 		return nil, err
@@ -167,8 +167,11 @@ func (e *Engine) run(ctx context.Context, sb *sandbox, p *plan, s sink) (*Result
 			return nil, newSetupError("install", exit, strings.TrimSpace(stderr.String()), e.opts.Secrets)
 		}
 	}
-	if strings.TrimSpace(p.setup) != "" {
-		files := append(inline, agent.File{Path: agent.SandboxDir + "/.isol8-setup.sh", Data: []byte(p.setup), Mode: 0o755})
+	for _, script := range []string{p.imageSetup, p.setup} {
+		if strings.TrimSpace(script) == "" {
+			continue
+		}
+		files := append(inline, agent.File{Path: agent.SandboxDir + "/.isol8-setup.sh", Data: []byte(script), Mode: 0o755})
 		inline = nil
 		ex := agent.Exec{Argv: []string{"bash", agent.SandboxDir + "/.isol8-setup.sh"}, Env: p.setupEnv,
 			Dir: agent.SandboxDir, TimeoutMs: p.timeout.Milliseconds(), MaxOutput: e.opts.MaxOutputSize, Files: files}

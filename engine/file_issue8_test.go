@@ -80,8 +80,8 @@ func TestPlanRefusesUnbuilt(t *testing.T) {
 		want string
 	}{
 		{Request{Runtime: "python", Code: "1", InstallPackages: []string{"numpy"}}, TextInstallNeedsNetwork},
-		{Request{Runtime: "agent", Code: "hi"}, TextAgentNotYet},
-		{Request{Runtime: "ruby", Code: "1"}, `Unknown runtime: "ruby". Available: python, node, bun, bash, deno`},
+		{Request{Runtime: "agent", Code: "hi"}, TextAgentNeedsNetwork},
+		{Request{Runtime: "ruby", Code: "1"}, `Unknown runtime: "ruby". Available: python, node, bun, bash, deno, agent`},
 	} {
 		_, err := e.plan(tc.req)
 		if err == nil || err.Error() != tc.want || !errdefs.IsInvalidArgument(err) {

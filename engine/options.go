@@ -81,6 +81,14 @@ type Options struct {
 	Logger *slog.Logger `json:"-"`
 	// Progress receives human progress lines for long work (image builds).
 	Progress io.Writer `json:"-"`
+
+	// buildDir, set only by custom image builds, is a host directory
+	// mounted as the sandbox's /sandbox instead of the tmpfs, so what the
+	// install step writes there outlives the sandbox.
+	buildDir string
+	// buildInstalls lets a custom build's sandbox run installs on the
+	// network its builder chose.
+	buildInstalls bool
 	// OnKeep is told about each sandbox left running because of Persist.
 	OnKeep func(KeptSandbox) `json:"-"`
 	// Registries are where package installs fetch from; nil means the

@@ -29,6 +29,9 @@ func (e *Engine) executePersistent(ctx context.Context, p *plan, s sink) (*Resul
 			"Cannot switch runtime from %q to %q. Each persistent container supports a single runtime. Create a new Isol8 instance for a different runtime.",
 			e.pruntime, p.rt.Name))
 	}
+	if e.persistent != nil {
+		p.imageSetup = "" // the image's setup runs once per container
+	}
 	if e.persistent == nil {
 		if e.work.isClosed() || e.host.work.isClosed() {
 			return nil, errStopped

@@ -35,7 +35,10 @@ type plan struct {
 	stdin    []byte
 	install  []string
 	setup    string
-	outputs  []string
+	// imageSetup is the image's own setup script (custom images), run
+	// before setup.
+	imageSetup string
+	outputs    []string
 	// cgroup is what the sandbox's cgroup used during the run, measured
 	// when the audit log tracks resources.
 	cgroup *cgroupUsage
@@ -43,6 +46,9 @@ type plan struct {
 
 // plan validates req in the documented order (first failure wins) and resolves it.
 func (e *Engine) plan(req Request) (*plan, error) {
+	if err := e.agentNetwork(req.Runtime); err != nil {
+		return nil, err
+	}
 	sources := 0
 	for _, s := range []string{req.Code, req.CodeURL, req.Cmd} {
 		if strings.TrimSpace(s) != "" {
@@ -61,9 +67,6 @@ func (e *Engine) plan(req Request) (*plan, error) {
 	}
 	rt, err := runtimes.Get(req.Runtime)
 	if err != nil || !runtimes.Built(req.Runtime) {
-		if rt != nil && rt.Name == runtimes.Agent {
-			return nil, invalidf("%s", TextAgentNotYet)
-		}
 		return nil, invalidf("Unknown runtime: %q. Available: %s", req.Runtime, strings.Join(runtimes.Available(), ", "))
 	}
 	dir, err := runtimes.ResolveWorkdir(req.Workdir)
@@ -251,7 +254,7 @@ func (e *Engine) codeArgv(req Request, rt *runtimes.Runtime, p *plan) ([]string,
 // Refusals of features this build does not have yet; the CLI prints the
 // same words.
 const (
-	TextAgentNotYet    = "The agent runtime is not available yet in this build"
+	TextInstallNotYet  = "Package installs are not available yet in this build (they need the filtered network)"
 	TextFilteredNotYet = "Network mode \"filtered\" is not available yet in this build"
 )
 
@@ -269,4 +272,28 @@ func (e *Engine) explainStart(ctx context.Context, sb *sandbox, p *plan, err err
 		return err
 	}
 	return invalidf("Working directory does not exist: %s. Create it first, e.g. --setup \"mkdir -p %s\"", p.dir, p.dir)
+}
+
+// Refusals of the agent runtime without a way to its LLM provider.
+const (
+	TextAgentNeedsNetwork   = "Agent runtime requires network access. The AI coding agent needs to reach its LLM provider API. Use --net host, or --net filtered --allow \"api.anthropic.com\" (or your provider's domain)."
+	TextAgentNeedsWhitelist = "Agent runtime requires at least one network whitelist entry. The AI coding agent needs to reach its LLM provider API. Use --allow \"api.anthropic.com\" (or your provider's domain)."
+)
+
+// agentNetwork checks that an agent request can reach its provider: not
+// network none, and filtered only with a whitelist entry. It comes first
+// in validation, for cmd requests too.
+func (e *Engine) agentNetwork(runtime string) error {
+	if runtime != runtimes.Agent {
+		return nil
+	}
+	switch e.opts.Network {
+	case NetworkNone, "":
+		return invalidf("%s", TextAgentNeedsNetwork)
+	case NetworkFiltered:
+		if e.opts.NetworkFilter == nil || len(e.opts.NetworkFilter.Whitelist) == 0 {
+			return invalidf("%s", TextAgentNeedsWhitelist)
+		}
+	}
+	return nil
 }

@@ -83,6 +83,12 @@ func (h *Host) newSandbox(ctx context.Context, s *shape, image, runtime string) 
 	if err != nil {
 		return nil, err
 	}
+	if s.buildDir != "" {
+		if err := bindBuildDir(spec, s.buildDir); err != nil {
+			ident.release(false)
+			return nil, err
+		}
+	}
 	t0 := time.Now()
 	dsb, err := h.drv.Create(ctx, driver.CreateRequest{ID: id, Image: image, Spec: spec, Labels: labels})
 	h.logStep("sandbox create", id, t0, err)

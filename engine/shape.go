@@ -31,6 +31,8 @@ type shape struct {
 	// shape: none starts before the profile proved loadable.
 	verdict *verdict
 	key     string
+	// buildDir replaces the /sandbox tmpfs (custom image builds).
+	buildDir string
 }
 
 // newShape derives the shape of normalized options o with their parsed
@@ -53,6 +55,10 @@ func newShape(o Options, l limits, profile *specs.LinuxSeccomp) (*shape, error) 
 	s.key = fmt.Sprintf("mem=%d sandbox=%d tmp=%d cpu=%s pids=%d ro=%t net=%q seccomp=%q profile=%s",
 		l.memory, l.sandboxSize, l.tmpSize, strconv.FormatFloat(s.cpu, 'g', -1, 64), s.pids,
 		s.readonly, s.network, s.seccomp, hex.EncodeToString(sum[:8]))
+	if o.buildDir != "" {
+		s.buildDir = o.buildDir
+		s.key += fmt.Sprintf(" build=%q", o.buildDir)
+	}
 	return s, nil
 }
 

@@ -25,3 +25,7 @@ func writeDirTar(io.Writer, string, string) error { return errNotLinux }
 func pruneBaseDirs(string, string, *slog.Logger) {}
 
 func lockDir(context.Context, string, func()) (func() error, error) { return nil, errNotLinux }
+
+func writeInstallLayer(io.Writer, string, string) error { return errNotLinux }
+
+func mountScratch(string, int64) (func() error, error) { return nil, errNotLinux }

@@ -1,10 +1,12 @@
-// Package image builds isol8's five runtime images (python, node, bun, deno,
-// bash) without a container registry, and lists and removes the images it
-// made, through driver.Images: it knows no backend.
+// Package image builds isol8's six runtime images (python, node, bun, deno,
+// bash, agent) without a container registry, or pulls their bases from a
+// registry mirror (SetupFromRegistry); builds custom images on top of them
+// (BuildCustom); and lists and removes the images it made, through
+// driver.Images: it knows no backend.
 //
 // It owns: the build recipe (a Debian bookworm minbase root filesystem made
 // with mmdebstrap, plus one thin layer per runtime), the pinned versions and
-// npm integrity hashes of the runtime binaries, the build cache under
+// npm integrity hashes of the runtime binaries and of the agent's npm tree, the build cache under
 // Options.CacheDir (apt's .deb cache, verified npm tarballs, the base root
 // filesystem and its layer) and the images labelled isol8.managed=true. It
 // touches no image without that label.

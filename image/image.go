@@ -319,7 +319,7 @@ func (b *builder) build(ctx context.Context, rt string) (retErr error) {
 		log.Info("apt layer built", "digest", desc.Digest, "size", desc.Size)
 		layers = append(layers, desc)
 	}
-	if len(r.NPM) > 0 || len(r.Symlinks) > 0 {
+	if len(r.NPM) > 0 || len(r.Symlinks) > 0 || len(r.Files) > 0 {
 		desc, err := b.npmLayer(ctx, lay, r)
 		if err != nil {
 			return fmt.Errorf("build %s layer: %w", rt, err)

@@ -302,6 +302,16 @@ func writeNPMLayer(w io.Writer, r recipe, tarball func(npmPackage) string) error
 			return err
 		}
 	}
+	for _, f := range r.Files {
+		name, err := safeRel(f.Path)
+		if err != nil {
+			return err
+		}
+		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: f.Mode, Size: int64(len(f.Content)), ModTime: npmEpoch}
+		if err := lt.add(hdr, strings.NewReader(f.Content)); err != nil {
+			return err
+		}
+	}
 	return lt.Close()
 }
 
@@ -320,7 +330,7 @@ func addNPMPackage(lt *layerTar, in npmInstall, tgz string) error {
 	for _, file := range in.Files {
 		want[file.From] = file.Dest
 	}
-	found := map[string]bool{}
+	found, seen := map[string]bool{}, map[string]bool{}
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -364,6 +374,11 @@ func addNPMPackage(lt *layerTar, in npmInstall, tgz string) error {
 		if dest, err = safeRel(dest); err != nil {
 			return err
 		}
+		// Some published tarballs hold a path twice; npm keeps one.
+		if seen[dest] {
+			continue
+		}
+		seen[dest] = true
 		if err := lt.add(&tar.Header{
 			Typeflag: tar.TypeReg, Name: dest, Mode: mode, Size: hdr.Size,
 			ModTime: hdr.ModTime.Truncate(time.Second),

@@ -23,8 +23,9 @@ const (
 	LabelBuildHash = "org.isol8.build.hash"
 )
 
-// Runtimes lists the buildable runtimes in order: python, node, bun, deno, bash.
-var Runtimes = []string{"python", "node", "bun", "deno", "bash"}
+// Runtimes lists the buildable runtimes in order: python, node, bun, deno,
+// bash, agent.
+var Runtimes = []string{"python", "node", "bun", "deno", "bash", "agent"}
 
 // Name returns the image name for a runtime, e.g. "isol8:python".
 func Name(runtime string) string { return "isol8:" + runtime }
@@ -80,6 +81,14 @@ type recipe struct {
 	Apt      []string     `json:",omitempty"`
 	NPM      []npmInstall `json:",omitempty"`
 	Symlinks []symlink    `json:",omitempty"`
+	Files    []fileEntry  `json:",omitempty"`
+}
+
+// fileEntry is one small file a runtime layer adds (a wrapper script).
+type fileEntry struct {
+	Path    string // in the image, without the leading "/"
+	Mode    int64
+	Content string
 }
 
 // defaultBase is the recipe of the base layer shared by every image.
@@ -133,7 +142,8 @@ var defaultRecipes = map[string]recipe{
 		Runtime: "deno",
 		NPM:     []npmInstall{{Package: pkgDeno, Files: []npmFile{{From: "deno", Dest: "usr/local/bin/deno"}}}},
 	},
-	"bash": {Runtime: "bash"},
+	"bash":  {Runtime: "bash"},
+	"agent": agentRecipe(),
 }
 
 // hashJSON is the hex sha256 of v's JSON encoding (struct fields encode in

@@ -89,8 +89,11 @@ func TestSetup(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantLayers := 2
-		if rt == "bash" {
+		switch rt {
+		case "bash":
 			wantLayers = 1
+		case "agent": // apt (git) and npm (bun, pi)
+			wantLayers = 3
 		}
 		if len(info.Layers) != wantLayers {
 			t.Errorf("%s: %d layers, want %d", rt, len(info.Layers), wantLayers)

@@ -67,7 +67,7 @@ func Names() []string {
 
 // unbuilt are runtimes of the contract whose image this build does not
 // make yet; they are left out of Available.
-var unbuilt = map[string]bool{Agent: true}
+var unbuilt = map[string]bool{}
 
 // Built reports whether name is a runtime this build can run.
 func Built(name string) bool {

@@ -3,11 +3,12 @@
 # runc, mmdebstrap (to build the runtime images offline), busybox (the oci
 # package runs specs under runc on a busybox rootfs), a C compiler and the
 # static libc and libseccomp archives (isol8 validates seccomp profiles with
-# libseccomp and is linked statically), and util-linux's unshare (sandbox
-# user namespaces), apt-utils (package install tests). The auth store's
-# tests start their own PostgreSQL and MariaDB servers from Debian's
-# packages (initdb/postgres, mariadb-install-db/mariadbd); the packages'
-# own services are not used.
+# libseccomp and is linked statically), util-linux's unshare (sandbox
+# user namespaces), apt-utils (package install tests) and docker-registry
+# (the registry-source tests push to and pull from one they start on
+# loopback). The auth store's tests start their own PostgreSQL and MariaDB
+# servers from Debian's packages (initdb/postgres, mariadb-install-db/
+# mariadbd); the packages' own services are not used.
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
 need=()
@@ -21,6 +22,7 @@ compgen -G '/usr/lib/*/libc.a' >/dev/null || need+=(libc6-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 # apt-ftparchive builds the Debian repository the bash install tests serve.
 command -v apt-ftparchive >/dev/null || need+=(apt-utils)
+command -v docker-registry >/dev/null || need+=(docker-registry)
 # unshare creates each sandbox's user namespace as the sandbox's host id;
 # nsenter (same package) is used by the network attachment tests.
 if ! command -v unshare >/dev/null || ! command -v nsenter >/dev/null; then

@@ -186,10 +186,6 @@ func TestBuildValidation(t *testing.T) {
 			"error: required option '--base <runtime>' not specified"},
 		{"bad package", nil, []string{"--base", "python", "--tag", "t", "--install", "numpy; rm -rf /"},
 			"[ERR] Invalid package name"},
-		{"valid packages", nil, []string{"--base", "python", "--tag", "t", "--install", "numpy,pandas", "--install", "numpy==1.21.0"},
-			"[ERR] build is not available yet in this build"},
-		{"setup only, from a file", map[string]string{"s.sh": "apt-get update"}, []string{"--base", "node", "--tag", "t", "--setup", "s.sh"},
-			"[ERR] build is not available yet in this build"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
@@ -202,6 +198,70 @@ func TestBuildValidation(t *testing.T) {
 				t.Errorf("stderr = %q, want prefix %q", r.stderr, tc.want)
 			}
 		})
+	}
+}
+
+// A valid build reaches the engine normalised (comma-split, trimmed,
+// de-duplicated, sorted; setup files read and joined) and prints the
+// summary; an engine failure is the command's error.
+func TestBuildReachesEngine(t *testing.T) {
+	h := newHarness(t)
+	r := h.run("build", "--base", "python", "--tag", "t", "--install", "pandas, numpy", "--install", "numpy==1.21.0,numpy")
+	wantCode(t, r, 0)
+	if len(h.fake.builds) != 1 {
+		t.Fatalf("builds %+v", h.fake.builds)
+	}
+	b := h.fake.builds[0]
+	if b.Tag != "t" || b.Runtime != "python" || strings.Join(b.Packages, ",") != "numpy,numpy==1.21.0,pandas" || b.Setup != "" || b.Force {
+		t.Errorf("build options %+v", b)
+	}
+	want := "\n[DONE] Custom image build complete!\n       Runtime: python\n       Packages: numpy, numpy==1.21.0, pandas\n       Image: t\n"
+	if r.stdout != want {
+		t.Errorf("stdout %q, want %q", r.stdout, want)
+	}
+
+	h = newHarness(t)
+	write(t, h.cwd, "s.sh", "apt-get update\necho two")
+	r = h.run("build", "--base", "node", "--tag", "t", "--setup", "s.sh", "--setup", "echo three", "--force")
+	wantCode(t, r, 0)
+	if b := h.fake.builds[0]; b.Setup != "apt-get update\necho two\necho three" || !b.Force || len(b.Packages) != 0 {
+		t.Errorf("build options %+v", b)
+	}
+	wantContains(t, "stdout", r.stdout, "       Setup: apt-get update ...\n")
+
+	h = newHarness(t)
+	h.fake.buildRes = engine.BuildResult{Tag: "t", UpToDate: true}
+	r = h.run("build", "--base", "node", "--tag", "t", "--setup", "true")
+	wantCode(t, r, 0)
+	wantContains(t, "stderr", r.stderr, "[OK] t: Up to date\n")
+
+	h = newHarness(t)
+	h.fake.buildErr = errors.New("Invalid image tag: \"T\"")
+	r = h.run("build", "--base", "node", "--tag", "T", "--setup", "true")
+	wantCode(t, r, 1)
+	wantContains(t, "stderr", r.stderr, "[ERR] Invalid image tag: \"T\"\n")
+}
+
+// list-custom renders what the engine lists.
+func TestListCustomOutput(t *testing.T) {
+	h := newHarness(t)
+	r := h.run("list-custom")
+	wantCode(t, r, 0)
+	if r.stdout != "No custom isol8 images found.\n" {
+		t.Errorf("stdout %q", r.stdout)
+	}
+	h = newHarness(t)
+	h.fake.customs = []engine.CustomImage{
+		{Name: "my-ml", Runtime: "python", Packages: []string{"numpy", "pandas"}, Setup: "pip list\necho", Size: 3 << 20},
+		{Name: "scripted", Runtime: "bash", Size: 2048},
+	}
+	r = h.run("list-custom")
+	wantCode(t, r, 0)
+	want := "\n  ── Available Custom Images ──\n\n" +
+		"  📦 my-ml\n     Runtime:      python\n     Dependencies: numpy, pandas\n     Setup:        pip list ...\n     Size:         3.0 MB\n\n" +
+		"  📦 scripted\n     Runtime:      bash\n     Dependencies: (none)\n     Size:         2.0 KB\n\n"
+	if r.stdout != want {
+		t.Errorf("stdout\n%s\nwant\n%s", r.stdout, want)
 	}
 }
 
@@ -322,4 +382,47 @@ func TestCleanup(t *testing.T) {
 			t.Errorf("stderr = %q", r.stderr)
 		}
 	})
+}
+
+// setup --source: registry needs pinned references in the config, which
+// reach the engine; the config's images.source is the default.
+func TestSetupSource(t *testing.T) {
+	const ref = "mirror.local/isol8/python@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	h := newHarness(t)
+	r := h.run("setup", "--source", "nope")
+	wantCode(t, r, 1)
+	if r.stderr != "[ERR] Invalid --source: nope. Expected one of: build, registry\n" || h.engines != 0 {
+		t.Errorf("stderr %q", r.stderr)
+	}
+	h = newHarness(t)
+	r = h.run("setup", "--source", "registry")
+	wantCode(t, r, 1)
+	wantContains(t, "stderr", r.stderr, "[ERR] setup --source registry: images.registry names no runtime")
+	h = newHarness(t)
+	cfg := write(t, h.cwd, "cfg.json", `{"images":{"registry":{"python":"mirror.local/isol8/python:3.11"}}}`)
+	r = h.run("--config", cfg, "setup", "--source", "registry")
+	wantCode(t, r, 1)
+	wantContains(t, "stderr", r.stderr, "images.registry.python: reference \"mirror.local/isol8/python:3.11\" is not pinned", cfg)
+
+	h = newHarness(t)
+	cfg = write(t, h.cwd, "cfg.json", `{"images":{"source":"registry","registry":{"python":"`+ref+`"}}}`)
+	r = h.run("--config", cfg, "setup")
+	wantCode(t, r, 0)
+	if len(h.fake.setupOpts) != 1 || h.fake.setupOpts[0].Registry["python"] != ref {
+		t.Errorf("setup options %+v", h.fake.setupOpts)
+	}
+	h = newHarness(t)
+	cfg = write(t, h.cwd, "cfg.json", `{"images":{"source":"registry","registry":{"python":"`+ref+`"}}}`)
+	r = h.run("--config", cfg, "setup", "--source", "build")
+	wantCode(t, r, 0)
+	if len(h.fake.setupOpts) != 1 || h.fake.setupOpts[0].Registry != nil {
+		t.Errorf("--source build: setup options %+v", h.fake.setupOpts)
+	}
+	// Registry images replace every user's runtime images: a file in the
+	// working directory may not name them.
+	h = newHarness(t)
+	write(t, h.cwd, "isol8.config.json", `{"images":{"source":"registry","registry":{"python":"`+ref+`"}}}`)
+	r = h.run("setup")
+	wantCode(t, r, 1)
+	wantContains(t, "stderr", r.stderr, `"images.registry" weakens the sandbox`)
 }

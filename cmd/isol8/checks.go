@@ -15,7 +15,6 @@ import (
 // the same requests with the same words (engine.ErrText*), so a library
 // user and a CLI user read one message.
 var (
-	errAgentNotYet    = errf("%s", engine.TextAgentNotYet)
 	errFilteredNotYet = errf("%s", engine.TextFilteredNotYet)
 )
 
@@ -23,7 +22,7 @@ var (
 // above, not "unknown option") but hidden from --help until they work.
 var unbuiltRunFlags = []string{
 	"allow", "deny",
-	"host", "key", "session-id", "log-network", "agent-flags",
+	"host", "key", "session-id", "log-network",
 }
 
 // minMemory is the smallest --memory a sandbox starts and runs a program
@@ -130,8 +129,6 @@ func (f *runFlags) filterWarnings(network string) []string {
 // exists.
 func refuseUnbuilt(f *runFlags, src source, network string) error {
 	switch {
-	case src.runtime == runtimes.Agent:
-		return errAgentNotYet
 	case len(f.install) > 0 && network == engine.NetworkNone:
 		return errf("%s", engine.TextInstallNeedsNetwork)
 	case network == engine.NetworkFiltered:

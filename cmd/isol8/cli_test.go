@@ -123,7 +123,6 @@ func TestNotAvailableYet(t *testing.T) {
 		command string
 	}{
 		{[]string{"serve", "--key", "k"}, "serve"},
-		{[]string{"list-custom"}, "list-custom"},
 		{[]string{"session", "list", "--host", "http://h"}, "session list"},
 		{[]string{"session", "stop", "s1", "--host", "http://h"}, "session stop"},
 	} {

@@ -14,6 +14,7 @@ import (
 	"github.com/isol8/isol8"
 	"github.com/isol8/isol8/config"
 	"github.com/isol8/isol8/engine"
+	"github.com/isol8/isol8/image"
 )
 
 // adminEngine builds the admin side for setup and cleanup: only the wiring
@@ -30,6 +31,7 @@ func (a *app) adminEngine(g *globals) (isol8.Admin, engine.Options, error) {
 
 func (a *app) setupCommand(g *globals) *cobra.Command {
 	var force bool
+	var source string
 	c := &cobra.Command{
 		Use:   "setup",
 		Short: "Build the runtime images",
@@ -38,8 +40,13 @@ func (a *app) setupCommand(g *globals) *cobra.Command {
 		Args:        maxArgs(0),
 		Annotations: needsConfig,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if n := len(g.cfg.PrebuiltImages); n > 0 {
-				return errf("prebuiltImages (%d in %s) are not available yet in this build: remove the key to run setup", n, g.cfg.Path())
+			prebuilt := prebuiltOptions(g.cfg.PrebuiltImages)
+			if err := engine.CheckPrebuilt(prebuilt); err != nil {
+				return errf("%s in %s", err, g.cfg.Path())
+			}
+			registry, err := setupSource(c, source, g.cfg)
+			if err != nil {
+				return err
 			}
 			ctx, caught, release := a.interruptible(c.Context())
 			defer release()
@@ -56,7 +63,7 @@ func (a *app) setupCommand(g *globals) *cobra.Command {
 				return errf("%s", err)
 			}
 			fmt.Fprintf(a.stderr, "[OK] Backend: %s %s at %s\n", info.Name, info.Version, info.Address)
-			err = eng.SetupImages(ctx, engine.SetupOptions{Force: force})
+			err = eng.SetupImages(ctx, engine.SetupOptions{Force: force, Prebuilt: prebuilt, Registry: registry})
 			if s := caught(); s != nil {
 				return exitCode(signalExitCode(s))
 			}
@@ -69,7 +76,32 @@ func (a *app) setupCommand(g *globals) *cobra.Command {
 		},
 	}
 	c.Flags().BoolVar(&force, "force", false, "rebuild the images even if they are up to date")
+	strFlag(c.Flags(), &source, "source", "", "build|registry",
+		"where the runtime images come from: build them, or pull the bases named in config images.registry (default: config images.source, else build)")
 	return c
+}
+
+// setupSource resolves setup's image source (--source, else the config's
+// images.source) and, for "registry", checks the config's references.
+func setupSource(c *cobra.Command, flag string, cfg *config.Config) (map[string]string, error) {
+	source := cfg.Images.Source
+	if c.Flags().Changed("source") {
+		source = flag
+	}
+	switch source {
+	case "", "build":
+		return nil, nil
+	case "registry":
+		if err := image.CheckRegistryRefs(cfg.Images.Registry); err != nil {
+			where := cfg.Path()
+			if where == "" {
+				where = "the config (no config file found)"
+			}
+			return nil, errf("setup --source registry: %s in %s", err, where)
+		}
+		return cfg.Images.Registry, nil
+	}
+	return nil, errf("Invalid --source: %s. Expected one of: build, registry", source)
 }
 
 func (a *app) cleanupCommand(g *globals) *cobra.Command {
@@ -307,5 +339,14 @@ func fileKeys(cfg *config.Config) []string {
 		}
 	}
 	sort.Strings(out)
+	return out
+}
+
+// prebuiltOptions turns the config's prebuiltImages into build options.
+func prebuiltOptions(list []config.PrebuiltImage) []engine.BuildOptions {
+	out := make([]engine.BuildOptions, 0, len(list))
+	for _, p := range list {
+		out = append(out, engine.BuildOptions{Tag: p.Tag, Runtime: p.Runtime, Packages: p.InstallPackages, Setup: p.SetupScript})
+	}
 	return out
 }

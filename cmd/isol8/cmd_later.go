@@ -5,104 +5,11 @@ package main
 // they can validate locally, report that they are not available yet.
 
 import (
-	"slices"
-	"strings"
-
 	"github.com/spf13/cobra"
-
-	"github.com/isol8/isol8/runtimes"
 )
 
 func notAvailable(command string) error {
 	return errf("%s is not available yet in this build", command)
-}
-
-// buildRuntimes is the order the build error lists runtimes in.
-var buildRuntimes = []string{"python", "node", "bun", "deno", "bash", "agent"}
-
-// buildFlags holds `isol8 build`'s flags.
-type buildFlags struct {
-	base    string
-	tag     string
-	install []string
-	setup   []string
-	force   bool
-}
-
-func (a *app) buildCommand(g *globals) *cobra.Command {
-	f := &buildFlags{}
-	c := &cobra.Command{
-		Use:   "build",
-		Short: "Build a custom image with packages or a setup script baked in (not available yet)",
-		Long: "Build a custom image from a runtime's base image with packages installed and/or a\n" +
-			"setup script run at build time.",
-		Args:        maxArgs(0),
-		Annotations: needsConfig,
-		RunE: func(c *cobra.Command, _ []string) error {
-			if _, err := a.validateBuild(c, f); err != nil {
-				return err
-			}
-			return notAvailable("build")
-		},
-	}
-	fs := c.Flags()
-	strFlag(fs, &f.base, "base", "", "runtime", "base runtime: "+strings.Join(runtimes.Available(), ", ")+" (required)")
-	strFlag(fs, &f.tag, "tag", "", "name", "tag of the built image (required)")
-	strsFlag(fs, &f.install, "install", "", "package", "package to install (repeatable, comma-separated)")
-	strsFlag(fs, &f.setup, "setup", "", "command", "setup script, or a local file holding one (repeatable)")
-	fs.BoolVar(&f.force, "force", false, "rebuild even if an up-to-date image exists")
-	return c
-}
-
-// buildSpec is a validated `isol8 build` request.
-type buildSpec struct {
-	runtime  string
-	tag      string
-	packages []string
-	setup    string
-	force    bool
-}
-
-// validateBuild checks build's options in the reference order.
-func (a *app) validateBuild(c *cobra.Command, f *buildFlags) (*buildSpec, error) {
-	for _, name := range []string{"base", "tag"} {
-		if !c.Flags().Changed(name) {
-			return nil, usageErrorf("required option '%s' not specified", flagSpec(c.Flags().Lookup(name)))
-		}
-	}
-	if !slices.Contains(buildRuntimes, f.base) {
-		return nil, errf("Invalid runtime: %s. Expected one of: %s", f.base, strings.Join(buildRuntimes, ", "))
-	}
-	var pkgs []string
-	for _, v := range f.install {
-		pkgs = append(pkgs, strings.Split(v, ",")...)
-	}
-	pkgs = runtimes.NormalizePackages(pkgs)
-	setup := ""
-	if len(f.setup) > 0 {
-		s, err := a.setupScript(f.setup)
-		if err != nil {
-			return nil, err
-		}
-		setup = s
-	}
-	if len(pkgs) == 0 && strings.TrimSpace(setup) == "" {
-		return nil, errf("No packages or setup script specified. Use --install <package> or --setup <command>.")
-	}
-	if err := runtimes.ValidatePackages(pkgs); err != nil {
-		return nil, errf("%s", err)
-	}
-	return &buildSpec{runtime: f.base, tag: f.tag, packages: pkgs, setup: setup, force: f.force}, nil
-}
-
-func (a *app) listCustomCommand(*globals) *cobra.Command {
-	return &cobra.Command{
-		Use:         "list-custom",
-		Short:       "List custom isol8 images (not available yet)",
-		Args:        maxArgs(0),
-		Annotations: needsConfig,
-		RunE:        func(*cobra.Command, []string) error { return notAvailable("list-custom") },
-	}
 }
 
 func (a *app) serveCommand(*globals) *cobra.Command {

@@ -38,6 +38,11 @@ type fakeEngine struct {
 
 	reqs    []engine.Request
 	stopped int
+
+	builds   []engine.BuildOptions
+	buildRes engine.BuildResult
+	buildErr error
+	customs  []engine.CustomImage
 }
 
 // The fake stands for both public interfaces the CLI uses.
@@ -47,6 +52,15 @@ var (
 )
 
 func (f *fakeEngine) Start(context.Context, isol8.StartOptions) error { return nil }
+
+func (f *fakeEngine) BuildImage(_ context.Context, o engine.BuildOptions) (engine.BuildResult, error) {
+	f.builds = append(f.builds, o)
+	return f.buildRes, f.buildErr
+}
+
+func (f *fakeEngine) ListCustomImages(context.Context) ([]engine.CustomImage, error) {
+	return f.customs, nil
+}
 
 func (f *fakeEngine) PutFile(context.Context, string, []byte) error {
 	return errors.New("fake engine: no files")

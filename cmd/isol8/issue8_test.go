@@ -104,8 +104,6 @@ func TestRunUnbuiltRefused(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-r", "agent", "-e", "hi"}, "[ERR] The agent runtime is not available yet in this build\n"},
-		{[]string{"prompt.txt"}, "[ERR] The agent runtime is not available yet in this build\n"},
 		{[]string{"-e", "1", "--install", "numpy"}, "[ERR] Network mode \"filtered\" is not available yet in this build\n"},
 		{[]string{"-e", "1", "--install", "numpy", "--net", "none"}, "[ERR] " + engine.TextInstallNeedsNetwork + "\n"},
 		{[]string{"-e", "1", "--net", "filtered"}, "[ERR] Network mode \"filtered\" is not available yet in this build\n"},
@@ -125,7 +123,7 @@ func TestRunHelpHidesUnbuilt(t *testing.T) {
 	r := h.run("run", "--help")
 	wantCode(t, r, 0)
 	for _, hidden := range []string{"--allow ", "--deny", "--log-network",
-		"--agent-flags", "--host", "--key", "--session-id", "agent", "filtered"} {
+		"--host", "--key", "--session-id", "filtered"} {
 		if strings.Contains(r.stdout, hidden) {
 			t.Errorf("run --help shows %q:\n%s", hidden, r.stdout)
 		}
@@ -201,7 +199,7 @@ func TestRunPersistentSessionID(t *testing.T) {
 	}
 }
 
-// setup names the backend before building and refuses prebuiltImages;
+// setup names the backend before building and checks prebuiltImages;
 // cleanup --images shows "image <id12> | <tags>".
 func TestSetupAndCleanupTell(t *testing.T) {
 	h := newHarness(t)
@@ -211,12 +209,29 @@ func TestSetupAndCleanupTell(t *testing.T) {
 		t.Errorf("setup stderr %q", r.stderr)
 	}
 
+	// prebuiltImages reach the setup; an invalid entry is refused before
+	// any engine exists, naming the entry and the file.
 	h = newHarness(t)
-	cfg := write(t, h.cwd, "isol8.config.json", `{"prebuiltImages":[{"tag":"my:py","runtime":"python","installPackages":["numpy"]}]}`)
+	write(t, h.cwd, "isol8.config.json", `{"prebuiltImages":[{"tag":"my:py","runtime":"python","installPackages":["numpy"," numpy"]}]}`)
 	r = h.run("setup")
-	wantCode(t, r, 1)
-	if want := "[ERR] prebuiltImages (1 in " + cfg + ") are not available yet in this build: remove the key to run setup\n"; r.stderr != want || h.engines != 0 {
-		t.Errorf("stderr %q (engines %d), want %q", r.stderr, h.engines, want)
+	wantCode(t, r, 0)
+	if len(h.fake.setupOpts) != 1 || len(h.fake.setupOpts[0].Prebuilt) != 1 || h.fake.setupOpts[0].Prebuilt[0].Tag != "my:py" {
+		t.Errorf("setup options %+v, want the prebuilt image my:py", h.fake.setupOpts)
+	}
+	for _, tc := range []struct{ entry, want string }{
+		{`{"tag":"my:py","runtime":"ruby","installPackages":["numpy"]}`, `Unknown runtime: ruby`},
+		{`{"tag":"my:py","runtime":"python","installPackages":["numpy; rm -rf /"]}`, `Invalid package name: "numpy; rm -rf /"`},
+		{`{"tag":"isol8:python","runtime":"python","installPackages":["numpy"]}`, `is the base image of runtime python`},
+		{`{"tag":"Bad Tag","runtime":"python","installPackages":["numpy"]}`, `Invalid image tag: "Bad Tag"`},
+		{`{"tag":"my:py","runtime":"python","installPackages":[]}`, `No packages or setup script specified`},
+	} {
+		h = newHarness(t)
+		cfg := write(t, h.cwd, "isol8.config.json", `{"prebuiltImages":[`+tc.entry+`]}`)
+		r = h.run("setup")
+		wantCode(t, r, 1)
+		if !strings.HasPrefix(r.stderr, "[ERR] prebuiltImages[0]") || !strings.Contains(r.stderr, tc.want) || !strings.Contains(r.stderr, cfg) || h.engines != 0 {
+			t.Errorf("%s: stderr %q (engines %d), want %q", tc.entry, r.stderr, h.engines, tc.want)
+		}
 	}
 
 	h = newHarness(t)
@@ -270,5 +285,27 @@ func TestRunStdinHandling(t *testing.T) {
 	wantCode(t, h.run("run"), 0)
 	if req := h.lastRequest(); req.Code != "print(2)" || req.Stdin != "" {
 		t.Errorf("request %+v", req)
+	}
+}
+
+// The agent runtime runs: by name or from a .txt prompt file, with its
+// defaults (pids 200, /sandbox 2g) and --agent-flags in the request.
+func TestRunAgentReachesEngine(t *testing.T) {
+	h := newHarness(t)
+	r := h.run("run", "-r", "agent", "-e", "say hi", "--net", "host", "--agent-flags", "--model m")
+	wantCode(t, r, 0)
+	req := h.lastRequest()
+	if req.Runtime != "agent" || req.Code != "say hi" || req.AgentFlags != "--model m" {
+		t.Errorf("request %+v", req)
+	}
+	if h.opts.PidsLimit != 200 || h.opts.SandboxSize != "2g" || h.opts.Network != "host" {
+		t.Errorf("options pids %d sandbox %q network %q", h.opts.PidsLimit, h.opts.SandboxSize, h.opts.Network)
+	}
+	h = newHarness(t)
+	write(t, h.cwd, "prompt.txt", "say hi")
+	r = h.run("run", "prompt.txt", "--net", "host", "--pids-limit", "50")
+	wantCode(t, r, 0)
+	if req := h.lastRequest(); req.Runtime != "agent" || req.Code != "say hi" || h.opts.PidsLimit != 50 {
+		t.Errorf("request %+v pids %d", req, h.opts.PidsLimit)
 	}
 }

@@ -46,6 +46,14 @@ func (d *Driver) ImageInfo(ctx context.Context, name string) (driver.ImageInfo, 
 	for _, id := range diffIDs {
 		info.Layers = append(info.Layers, id.String())
 	}
+	info.Created = img.CreatedAt
+	if mf, err := images.Manifest(ctx, d.client.ContentStore(), img.Target, nil); err == nil {
+		info.LayerBlobs = mf.Layers
+		info.Size = mf.Config.Size
+		for _, l := range mf.Layers {
+			info.Size += l.Size
+		}
+	}
 	return info, nil
 }
 
