@@ -72,6 +72,10 @@ func run(t *testing.T, e *Engine, req Request) *Result {
 // FIFO of this engine's sandboxes remains.
 func assertNothingLeft(t *testing.T, e *Engine, ids ...string) {
 	t.Helper()
+	if backendOf(e) == backendDocker {
+		assertNothingLeftDocker(t, ids...)
+		return
+	}
 	ctx := withNS(t.Context())
 	// A connection of its own: the engine's may be closed by Stop.
 	drv, err := ctrd.New(ctx, ctrd.Config{Address: e.opts.Containerd.Address})
@@ -127,8 +131,10 @@ func fifosOf(t *testing.T, id string) []string {
 // sandbox.
 var noPool = &PoolSize{}
 
-func TestRuntimesHello(t *testing.T) {
-	e := newTestEngine(t, Options{PoolSize: noPool})
+func TestRuntimesHello(t *testing.T) { matrix(t, testRuntimesHello) }
+
+func testRuntimesHello(t *testing.T, b backend) {
+	e := b.engine(t, Options{PoolSize: noPool})
 	cases := []struct {
 		runtime, code, want string
 	}{

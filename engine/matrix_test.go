@@ -1,0 +1,120 @@
+package engine
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/isol8/isol8/driver"
+	"github.com/isol8/isol8/driver/docker"
+	"github.com/isol8/isol8/image"
+	"github.com/isol8/isol8/internal/dockertest"
+	"github.com/isol8/isol8/internal/testenv"
+)
+
+// TestMain stops the test dockerd (started by the first Docker subtest)
+// after the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	dockertest.Daemon.Stop()
+	os.Exit(code)
+}
+
+// backend is a driver the integration tests run the engine on.
+type backend string
+
+const (
+	backendContainerd backend = "containerd"
+	backendDocker     backend = "docker"
+)
+
+// backends is the driver matrix: the core integration tests run once per
+// driver, as subtests named after it, so a failure names the driver.
+var backends = []backend{backendContainerd, backendDocker}
+
+// matrix runs f once per driver.
+func matrix(t *testing.T, f func(t *testing.T, b backend)) {
+	for _, b := range backends {
+		t.Run(string(b), func(t *testing.T) { f(t, b) })
+	}
+}
+
+// engineBackends remembers which driver a test engine runs on, for the
+// helpers that look into the backend (assertNothingLeft).
+var engineBackends sync.Map // *Engine → backend
+
+func backendOf(e *Engine) backend {
+	if b, ok := engineBackends.Load(e); ok {
+		return b.(backend)
+	}
+	return backendContainerd
+}
+
+// engine returns a started engine on driver b, stopped when the test ends.
+// The Docker engine runs on the test binary's own dockerd, with the five
+// runtime images loaded from the isol8 containerd.
+func (b backend) engine(t *testing.T, opts Options) *Engine {
+	t.Helper()
+	if b == backendContainerd {
+		return newTestEngine(t, opts)
+	}
+	names := make([]string, 0, len(image.Runtimes))
+	for _, rt := range image.Runtimes {
+		names = append(names, image.Name(rt))
+	}
+	host := dockertest.MustHave(t, names...)
+	opts.InitPath = testenv.InitBinary(t)
+	if opts.NewDriver == nil {
+		opts.NewDriver = dockerDriver(host)
+	}
+	e, err := New(opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	engineBackends.Store(e, b)
+	if err := e.Start(t.Context()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := e.Stop(context.Background()); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+		engineBackends.Delete(e)
+	})
+	return e
+}
+
+// dockerDriver is the factory of the Docker driver on host.
+func dockerDriver(host string) DriverFactory {
+	return func(ctx context.Context, log *slog.Logger) (driver.Driver, error) {
+		return docker.New(ctx, docker.Config{Host: host, Logger: log})
+	}
+}
+
+// assertNothingLeftDocker checks that no container of the given sandboxes
+// remains on the test dockerd.
+func assertNothingLeftDocker(t *testing.T, ids ...string) {
+	t.Helper()
+	d, err := dockertest.Daemon.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	drv, err := docker.New(t.Context(), docker.Config{Host: d.Host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer drv.Close()
+	left, err := drv.ListSandboxes(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		for _, l := range left {
+			if l.ID == id {
+				t.Errorf("container %s left behind on docker", id)
+			}
+		}
+	}
+}
