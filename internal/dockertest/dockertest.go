@@ -22,8 +22,8 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/isol8/isol8/driver/docker"
 	ctrd "github.com/isol8/isol8/driver/containerd"
+	"github.com/isol8/isol8/driver/docker"
 	"github.com/isol8/isol8/internal/testenv"
 )
 
