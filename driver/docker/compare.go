@@ -38,7 +38,7 @@ func SpecDifferences(want, got *specs.Spec) []Difference {
 		}
 	}
 	wp, gp := want.Process, got.Process
-	add("process.user", wp.User, gp.User)
+	add("process.user", user(wp.User), user(gp.User))
 	add("process.args", wp.Args, gp.Args)
 	add("process.noNewPrivileges", wp.NoNewPrivileges, gp.NoNewPrivileges)
 	wc, gc := capsOf(wp), capsOf(gp)
@@ -59,12 +59,12 @@ func SpecDifferences(want, got *specs.Spec) []Difference {
 	}
 	add("linux.uidMappings", wl.UIDMappings, gl.UIDMappings)
 	add("linux.gidMappings", wl.GIDMappings, gl.GIDMappings)
-	add("linux.seccomp", wl.Seccomp, gl.Seccomp)
+	add("linux.seccomp", seccompOf(wl.Seccomp), seccompOf(gl.Seccomp))
 	add("linux.maskedPaths", sorted(wl.MaskedPaths), sorted(gl.MaskedPaths))
 	add("linux.readonlyPaths", sorted(wl.ReadonlyPaths), sorted(gl.ReadonlyPaths))
-	add("linux.sysctl", wl.Sysctl, gl.Sysctl)
+	add("linux.sysctl", wl.Sysctl, sysctls(wl.Sysctl, gl.Sysctl))
 	wr, gr := resourcesOf(wl), resourcesOf(gl)
-	add("linux.resources.memory", wr.Memory, gr.Memory)
+	add("linux.resources.memory", memoryOf(wr.Memory), memoryOf(gr.Memory))
 	add("linux.resources.cpu", cpuLimit(wr.CPU), cpuLimit(gr.CPU))
 	add("linux.resources.pids", wr.Pids, gr.Pids)
 	add("linux.resources.devices", wr.Devices, gr.Devices)
@@ -181,6 +181,8 @@ func describeMount(m specs.Mount) string {
 		case "bind", "rbind":
 			bind = true
 			continue
+		case "relatime":
+			continue // the kernel's default atime mode
 		}
 		opts = append(opts, normalizeSize(o))
 	}
@@ -202,4 +204,72 @@ func normalizeSize(o string) string {
 		return o
 	}
 	return fmt.Sprintf("size=%d", n)
+}
+
+// user drops supplementary groups that only repeat the primary group
+// (Docker lists it).
+func user(u specs.User) specs.User {
+	u.AdditionalGids = slices.DeleteFunc(slices.Clone(u.AdditionalGids), func(g uint32) bool { return g == u.GID })
+	if len(u.AdditionalGids) == 0 {
+		u.AdditionalGids = nil
+	}
+	return u
+}
+
+// eperm is the errno runc returns for an ERRNO action without errnoRet.
+const eperm = 1
+
+// seccompOf spells an ERRNO action without an errno as EPERM, which is what
+// runc does with it (Docker 20.10 drops defaultErrnoRet, so an explicit
+// EPERM default arrives as none).
+func seccompOf(p *specs.LinuxSeccomp) *specs.LinuxSeccomp {
+	if p == nil {
+		return nil
+	}
+	cp := *p
+	fill := func(action specs.LinuxSeccompAction, ret *uint) *uint {
+		if ret == nil && action == specs.ActErrno {
+			v := uint(eperm)
+			return &v
+		}
+		return ret
+	}
+	cp.DefaultErrnoRet = fill(cp.DefaultAction, cp.DefaultErrnoRet)
+	cp.Syscalls = slices.Clone(p.Syscalls)
+	for i := range cp.Syscalls {
+		cp.Syscalls[i].ErrnoRet = fill(cp.Syscalls[i].Action, cp.Syscalls[i].ErrnoRet)
+	}
+	return &cp
+}
+
+// netnsSysctlDefaults are the values a fresh network namespace starts with;
+// the driver states them because Docker would otherwise loosen them.
+var netnsSysctlDefaults = map[string]string{
+	"net.ipv4.ip_unprivileged_port_start": "1024",
+	"net.ipv4.ping_group_range":           "1 0",
+}
+
+// sysctls drops from got the entries the engine's spec leaves out that only
+// restate a fresh namespace's defaults.
+func sysctls(want, got map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range got {
+		if _, ok := want[k]; !ok && netnsSysctlDefaults[k] == v {
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// memoryOf treats a false DisableOOMKiller as unset.
+func memoryOf(m *specs.LinuxMemory) *specs.LinuxMemory {
+	if m == nil {
+		return nil
+	}
+	cp := *m
+	if cp.DisableOOMKiller != nil && !*cp.DisableOOMKiller {
+		cp.DisableOOMKiller = nil
+	}
+	return &cp
 }

@@ -3,6 +3,7 @@ package docker
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strconv"
@@ -68,12 +69,18 @@ func project(req driver.CreateRequest) (client.ContainerCreateOptions, error) {
 		IpcMode:        container.IPCModePrivate,
 		OomScoreAdj:    oomScoreAdj(spec),
 		ReadonlyRootfs: spec.Root.Readonly,
-		Sysctls:        spec.Linux.Sysctl,
+		Sysctls:        projectSysctls(spec, netMode),
 		Tmpfs:          map[string]string{},
 		MaskedPaths:    nonNil(spec.Linux.MaskedPaths),
 		ReadonlyPaths:  nonNil(spec.Linux.ReadonlyPaths),
 		Init:           &noInit,
 		Resources:      resources(spec),
+	}
+	if !spec.Root.Readonly {
+		// A writable root must not grow without bound on the daemon's disk:
+		// Docker bounds it only with a storage quota (overlay2 on xfs with
+		// pquota) and refuses the option elsewhere, which Create reports.
+		hc.StorageOpt = map[string]string{"size": strconv.FormatInt(writableRootSize(spec), 10)}
 	}
 	if spec.Process.NoNewPrivileges {
 		hc.SecurityOpt = append(hc.SecurityOpt, "no-new-privileges")
@@ -93,6 +100,37 @@ func project(req driver.CreateRequest) (client.ContainerCreateOptions, error) {
 		HostConfig:       hc,
 		NetworkingConfig: &network.NetworkingConfig{},
 	}, nil
+}
+
+// writableRootSize bounds a writable root like the containerd driver's
+// tmpfs upper layer: the memory limit less a reserve, 512 MiB without one.
+func writableRootSize(spec *specs.Spec) int64 {
+	if r := spec.Linux.Resources; r != nil && r.Memory != nil && r.Memory.Limit != nil && *r.Memory.Limit > 0 {
+		limit := *r.Memory.Limit
+		reserve := min(max(limit/4, 8<<20), 64<<20)
+		return max(limit-reserve, limit/2)
+	}
+	return 512 << 20
+}
+
+// projectSysctls are the spec's, plus, in a network namespace of its own, the
+// kernel's defaults for the two settings Docker (20.10 and later) would
+// otherwise loosen: binding ports below 1024 and ICMP sockets for every
+// group.
+func projectSysctls(spec *specs.Spec, mode container.NetworkMode) map[string]string {
+	out := maps.Clone(spec.Linux.Sysctl)
+	if out == nil {
+		out = map[string]string{}
+	}
+	if mode.IsHost() {
+		return out
+	}
+	for k, v := range netnsSysctlDefaults {
+		if _, ok := out[k]; !ok {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // nonNil keeps an empty list empty: a nil list means Docker's defaults.

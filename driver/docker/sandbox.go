@@ -15,6 +15,7 @@ import (
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/client"
 
+	"github.com/isol8/isol8/api"
 	"github.com/isol8/isol8/driver"
 )
 
@@ -33,6 +34,9 @@ func (d *Driver) Create(ctx context.Context, req driver.CreateRequest) (_ driver
 	}
 	created, err := d.client.ContainerCreate(ctx, opts)
 	if err != nil {
+		if opts.HostConfig.StorageOpt != nil && strings.Contains(err.Error(), "storage-opt") {
+			return nil, api.FailedPreconditionf("create sandbox %s: a writable root filesystem needs a size quota, which this Docker daemon cannot set (overlay2 on xfs with pquota only): keep the root read-only (%v)", req.ID, err)
+		}
 		return nil, fmt.Errorf("create container %s: %w", req.ID, err)
 	}
 	for _, w := range created.Warnings {
