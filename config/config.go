@@ -52,6 +52,9 @@ type Config struct {
 	Debug          bool            `json:"debug"`
 	PrebuiltImages []PrebuiltImage `json:"prebuiltImages"`
 	Containerd     Containerd      `json:"containerd"`
+	// Driver is the container backend: "containerd" or "docker"; empty
+	// means containerd.
+	Driver string `json:"driver,omitempty"`
 
 	// Bounds on what one request may ask, whatever its client. Zero (unset)
 	// means the engine's defaults: 1 hour, 32 paths, 64 MiB.

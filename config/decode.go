@@ -59,6 +59,7 @@ func (c *Config) merge(data []byte) error {
 		func() error { return d.integer(top, "", "maxOutputFilesBytes", &c.MaxOutputFilesBytes) },
 		func() error { return d.boolean(top, "", "debug", &c.Debug) },
 		func() error { return d.str(top, "", "poolStrategy", &c.PoolStrategy) },
+		func() error { return d.str(top, "", "driver", &c.Driver) },
 		func() error { return d.poolSize(top, &c.PoolSize) },
 		func() error { return d.section(top, "defaults", c.mergeDefaults) },
 		func() error { return d.section(top, "network", c.mergeNetwork) },
@@ -455,6 +456,7 @@ func (c *Config) validate() error {
 		duration("auth.cleanupIntervalMs", c.Auth.CleanupIntervalMs, 1),
 
 		nonEmpty("containerd.runtime", c.Containerd.Runtime),
+		optionalOneOf("driver", c.Driver, "containerd", "docker"),
 	}
 	return first(checks...)
 }
@@ -487,6 +489,14 @@ func cpu(name string, v float64) error {
 		return fmt.Errorf("%s is too large (got %s)", name, strconv.FormatFloat(v, 'g', -1, 64))
 	}
 	return nil
+}
+
+// optionalOneOf is oneOf for a key whose empty value means its default.
+func optionalOneOf(name, v string, allowed ...string) error {
+	if v == "" {
+		return nil
+	}
+	return oneOf(name, v, allowed...)
 }
 
 func oneOf(name, v string, allowed ...string) error {

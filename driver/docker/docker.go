@@ -100,7 +100,7 @@ func connectError(host string, err error) error {
 	case strings.Contains(err.Error(), "API version") || strings.Contains(err.Error(), "too old") || strings.Contains(err.Error(), "minimum supported API version"):
 		return api.FailedPreconditionf("Docker daemon at %s is too old: isol8 needs API %s or later (Docker 19.03+); upgrade Docker (%v)", host, client.MinAPIVersion, err)
 	case isDialError(err):
-		return api.Unavailablef("Docker unreachable at %s: is dockerd running? Start it (systemctl start docker) or set DOCKER_HOST (%v)", socketOf(host), err)
+		return api.Unavailablef("Docker unreachable at %s: Docker is not running or not installed; start dockerd (systemctl start docker), install it (apt-get install docker.io) or set DOCKER_HOST (%v)", socketOf(host), err)
 	}
 	return api.Unavailablef("Docker check failed at %s: %v", socketOf(host), err)
 }
