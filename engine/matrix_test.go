@@ -7,11 +7,16 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
 	"github.com/isol8/isol8/driver"
+	ctrd "github.com/isol8/isol8/driver/containerd"
 	"github.com/isol8/isol8/driver/docker"
 	"github.com/isol8/isol8/image"
 	"github.com/isol8/isol8/internal/dockertest"
 	"github.com/isol8/isol8/internal/testenv"
+	"github.com/isol8/isol8/oci"
 )
 
 // TestMain stops the test dockerd (started by the first Docker subtest)
@@ -117,4 +122,84 @@ func assertNothingLeftDocker(t *testing.T, ids ...string) {
 			}
 		}
 	}
+}
+
+// testDockerDriver connects a driver of its own to the test dockerd.
+func testDockerDriver(t *testing.T) *docker.Driver {
+	t.Helper()
+	d, err := dockertest.Daemon.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	drv, err := docker.New(context.WithoutCancel(t.Context()), docker.Config{Host: d.Host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { drv.Close() })
+	return drv
+}
+
+// dockerInspect inspects sandbox id on the test dockerd.
+func dockerInspect(t *testing.T, id string) container.InspectResponse {
+	t.Helper()
+	res, err := testDockerDriver(t).Client().ContainerInspect(t.Context(), id, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Container
+}
+
+// sandboxPidsDir is the pids cgroup directory of sandbox id on e's driver.
+func sandboxPidsDir(t *testing.T, e *Engine, id string) string {
+	t.Helper()
+	if backendOf(e) == backendDocker {
+		return pidsCgroupDirOf(docker.CgroupParent + "/" + dockerInspect(t, id).ID)
+	}
+	return pidsCgroupDir(id)
+}
+
+// sandboxIDsOf lists the sandboxes on e's backend carrying labels.
+func sandboxIDsOf(t *testing.T, e *Engine, labels map[string]string) []string {
+	t.Helper()
+	var drv driver.Driver
+	if backendOf(e) == backendDocker {
+		drv = testDockerDriver(t)
+	} else {
+		c, err := ctrd.New(t.Context(), ctrd.Config{Address: e.opts.Containerd.Address})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		drv = c
+	}
+	infos, err := drv.ListSandboxes(t.Context(), labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, i := range infos {
+		ids = append(ids, i.ID)
+	}
+	return ids
+}
+
+// forgeDockerSandbox creates, on the test dockerd, a running sandbox from
+// image with labels, as an engine of another process would have; Docker
+// cannot relabel a container, so tests that need a crashed creator's
+// sandbox make one.
+func forgeDockerSandbox(t *testing.T, e *Engine, image string, labels map[string]string) string {
+	t.Helper()
+	spec, err := oci.New(oci.WithInit(e.host.initPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := newSandboxID()
+	sb, err := testDockerDriver(t).Create(t.Context(), driver.CreateRequest{ID: id, Image: image, Spec: spec, Labels: labels})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sb.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
