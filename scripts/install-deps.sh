@@ -4,7 +4,9 @@
 # package runs specs under runc on a busybox rootfs), a C compiler and the
 # static libc and libseccomp archives (isol8 validates seccomp profiles with
 # libseccomp and is linked statically), and util-linux's unshare (sandbox
-# user namespaces).
+# user namespaces), and Debian's docker.io (the Docker driver's integration
+# tests start a private dockerd of their own and never use a system one; on
+# a systemd host apt also starts the docker service).
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
 need=()
@@ -21,6 +23,7 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 if ! command -v unshare >/dev/null || ! command -v nsenter >/dev/null; then
   need+=(util-linux)
 fi
+command -v dockerd >/dev/null || need+=(docker.io)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
