@@ -56,6 +56,17 @@ func MustHave(t testing.TB, images ...string) string {
 	return d.Host
 }
 
+// Import copies the named images from the containerd at ctrdAddr into the
+// Docker daemon at host (for the benchmark, which has no testing.TB).
+func Import(ctx context.Context, ctrdAddr, host string, names ...string) error {
+	for _, name := range names {
+		if err := importImage(ctx, ctrdAddr, host, name); err != nil {
+			return fmt.Errorf("load %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
 // importImage copies name from containerd into dockerd.
 func importImage(ctx context.Context, ctrdAddr, host, name string) error {
 	dir, err := os.MkdirTemp("", "isol8-layout-")
