@@ -64,7 +64,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if host == "" {
 		host = client.DefaultDockerHost
 	}
-	c, err := client.New(client.WithHost(host), client.WithAPIVersionNegotiation())
+	c, err := client.New(client.WithHost(host))
 	if err != nil {
 		return nil, api.InvalidArgumentf("docker host %q: %v", host, err)
 	}

@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -114,28 +113,6 @@ func (d *Dockerd) Stop() error {
 	// Overlay mounts of a killed daemon would keep RemoveAll from working.
 	_ = unmountBelow(d.Dir)
 	return os.RemoveAll(d.Dir)
-}
-
-// unmountBelow lazily unmounts every mount point under dir, deepest first.
-func unmountBelow(dir string) error {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return err
-	}
-	var points []string
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		f := bytes.Fields(line)
-		if len(f) > 4 && bytes.HasPrefix(f[4], []byte(dir+"/")) {
-			points = append(points, string(f[4]))
-		}
-	}
-	var errs []error
-	for i := len(points) - 1; i >= 0; i-- {
-		if err := syscall.Unmount(points[i], syscall.MNT_DETACH); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // SharedDockerd starts one daemon per test binary, on first use; the
