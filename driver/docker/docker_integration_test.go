@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"github.com/isol8/isol8/driver"
@@ -160,5 +161,31 @@ func TestImagesLabelledAndRemoved(t *testing.T) {
 	}
 	if !strings.HasPrefix(drv.Host(), "unix://") {
 		t.Fatalf("host %q", drv.Host())
+	}
+}
+
+// TestForeignContainerNotListed: a container someone ran from an isol8
+// image inherits the image's isol8 labels; it is not a sandbox, so cleanup
+// (which removes what ListSandboxes returns) never sees it.
+func TestForeignContainerNotListed(t *testing.T) {
+	drv := newDriver(t, image.Name("bash"))
+	name := "isol8-test-foreign-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	if _, err := drv.Client().ContainerCreate(t.Context(), client.ContainerCreateOptions{Name: name, Image: image.Name("bash"), Config: &container.Config{Cmd: []string{"true"}}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = drv.Remove(context.WithoutCancel(t.Context()), name) })
+	ins, err := drv.Client().ContainerInspect(t.Context(), name, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ins.Container.Config.Labels[driver.LabelManaged] != "true" {
+		t.Fatalf("precondition: Docker no longer copies image labels: %v", ins.Container.Config.Labels)
+	}
+	infos, err := drv.ListSandboxes(t.Context(), map[string]string{driver.LabelManaged: "true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contains(infos, name) {
+		t.Fatalf("a container isol8 did not make is listed as a sandbox")
 	}
 }

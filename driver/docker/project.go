@@ -56,7 +56,7 @@ func project(req driver.CreateRequest) (client.ContainerCreateOptions, error) {
 		Entrypoint:   slices.Clone(spec.Process.Args),
 		Cmd:          []string{},
 		WorkingDir:   spec.Process.Cwd,
-		Labels:       req.Labels,
+		Labels:       maps.Clone(req.Labels),
 	}
 	noInit := false
 	hc := &container.HostConfig{

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,6 +33,11 @@ func (d *Driver) Create(ctx context.Context, req driver.CreateRequest) (_ driver
 	if err != nil {
 		return nil, err
 	}
+	opts.Config.Labels = maps.Clone(req.Labels)
+	if opts.Config.Labels == nil {
+		opts.Config.Labels = map[string]string{}
+	}
+	opts.Config.Labels[LabelSandbox] = "true"
 	created, err := d.client.ContainerCreate(ctx, opts)
 	if err != nil {
 		if opts.HostConfig.StorageOpt != nil && strings.Contains(err.Error(), "storage-opt") {
@@ -81,9 +87,16 @@ func (d *Driver) initPid(ctx context.Context, id string) (int, error) {
 	return st.Pid, nil
 }
 
-// ListSandboxes returns the containers carrying all labels.
+// LabelSandbox marks the containers the driver made. Docker copies an
+// image's labels onto every container made from it, so a container someone
+// else ran from an isol8 image carries isol8's image labels too; only this
+// one, never an image label, tells isol8's sandboxes apart.
+const LabelSandbox = "isol8.docker.sandbox"
+
+// ListSandboxes returns the sandboxes carrying all labels.
 func (d *Driver) ListSandboxes(ctx context.Context, labels map[string]string) ([]driver.SandboxInfo, error) {
 	f := client.Filters{}
+	f.Add("label", LabelSandbox+"=true")
 	for k, v := range labels {
 		f.Add("label", k+"="+v)
 	}
@@ -127,6 +140,9 @@ type sandbox struct {
 	mu    sync.Mutex
 	conn  *client.HijackedResponse
 	stdio driver.Stdio
+	// readers are the pipe ends of stdout and stderr; closing them ends
+	// the demultiplexer even when nobody reads.
+	readers []*io.PipeReader
 }
 
 func (s *sandbox) ID() string { return s.id }
@@ -152,6 +168,7 @@ func (s *sandbox) attach(h client.HijackedResponse) {
 	s.mu.Lock()
 	s.conn = &h
 	s.stdio = driver.Stdio{Stdin: stdinWriter{h: &h}, Stdout: outR, Stderr: errR}
+	s.readers = []*io.PipeReader{outR, errR}
 	s.mu.Unlock()
 }
 
@@ -175,6 +192,9 @@ func (s *sandbox) Delete(ctx context.Context) error {
 	s.mu.Lock()
 	if s.conn != nil {
 		s.conn.Close()
+	}
+	for _, r := range s.readers {
+		_ = r.Close()
 	}
 	s.mu.Unlock()
 	return errors.Join(errs...)
