@@ -174,7 +174,7 @@ func run(ctx context.Context) error {
 		if *initPath == "" {
 			*initPath = filepath.Join(filepath.Dir(bin), "isol8-init")
 		}
-		drivers, err = measureDrivers(ctx, *dockerFlag, *addr, bin, *initPath, results, warm, *n, !*noWarm)
+		drivers, err = measureDrivers(ctx, *dockerFlag, *addr, bin, *initPath, results, *n, !*noWarm)
 		if err != nil {
 			return fmt.Errorf("docker: %w", err)
 		}

@@ -123,6 +123,16 @@ func TestDockerBundleMatchesSpec(t *testing.T) {
 				_ = os.WriteFile(dir+"/want-"+tc.name+".json", w, 0o644)
 				_ = os.WriteFile(dir+"/got-"+tc.name+".json", g, 0o644)
 			}
+			// The engine allocates no user namespace for a driver that
+			// cannot use one; docs/security.md must say what that means.
+			for _, ns := range append(want.Linux.Namespaces, got.Linux.Namespaces...) {
+				if ns.Type == specs.UserNamespace {
+					t.Fatalf("a user namespace on docker: engine %v, docker %v", want.Linux.Namespaces, got.Linux.Namespaces)
+				}
+			}
+			if !strings.Contains(string(doc), "`linux.namespaces.user`") {
+				t.Fatal("docs/security.md does not list the missing per-sandbox user namespace (`linux.namespaces.user`)")
+			}
 			hostNetNSAsNone(t, &got)
 			checkDifferences(t, string(doc), docker.SpecDifferences(want, &got))
 			cancel()

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -92,5 +94,52 @@ func TestDockerUnreachable(t *testing.T) {
 		if took := time.Since(start); took > 15*time.Second {
 			t.Fatalf("%v took %s to fail", args, took)
 		}
+	}
+}
+
+// TestDockerSocketPermission: a user who may not use the Docker socket is
+// told to run as root or join the docker group; a member of the group runs
+// code (the Docker driver needs no root of its own: no user namespace is
+// allocated for it).
+func TestDockerSocketPermission(t *testing.T) {
+	host := dockertest.MustHave(t, "isol8:bash")
+	d, err := dockertest.Daemon.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	grp, err := user.LookupGroup("docker")
+	if err != nil {
+		t.Skipf("no docker group: %v", err)
+	}
+	gid, _ := strconv.Atoi(grp.Gid)
+	// Let others reach the socket's directory; the socket itself is
+	// root:docker 0660.
+	if err := os.Chmod(d.Dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	bin := isol8Binary(t)
+	run := func(groups []uint32) e2eResult {
+		cmd := exec.Command(bin, "run", "--driver", "docker", "-r", "bash", "-e", "echo ran")
+		cmd.Dir = "/"
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/nonexistent", "DOCKER_HOST=" + host}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: groups}}
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("run isol8 as nobody: %v", err)
+		}
+		return e2eResult{out.String(), errb.String(), code}
+	}
+	res := run(nil)
+	if res.code != 1 || !strings.Contains(res.stderr, "permission denied: run isol8 as root or join the docker group") || res.stdout != "" {
+		t.Fatalf("without the docker group: exit %d stdout %q stderr %q", res.code, res.stdout, res.stderr)
+	}
+	res = run([]uint32{uint32(gid)})
+	if res.code != 0 || res.stdout != "ran\n" {
+		t.Fatalf("in the docker group: exit %d stdout %q stderr %q", res.code, res.stdout, res.stderr)
 	}
 }

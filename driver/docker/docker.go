@@ -136,6 +136,11 @@ func (d *Driver) Info(ctx context.Context) (driver.BackendInfo, error) {
 	return driver.BackendInfo{Name: Name, Address: d.host, Version: v.Version, Revision: "API " + v.APIVersion}, nil
 }
 
+// SandboxUserNS is false: Docker cannot run a container in a user
+// namespace of its own (only the daemon-wide userns-remap), so the engine
+// allocates none (see docs/security.md).
+func (d *Driver) SandboxUserNS() bool { return false }
+
 // Close closes the client's connections.
 func (d *Driver) Close() error { return d.client.Close() }
 
