@@ -23,10 +23,12 @@ func TestTrust(t *testing.T) {
 		"defaults.network":           `{"defaults":{"network":"host"}}`,
 		"security.userns":            `{"security":{"userns":{"base":2000000}}}`,
 		"defaults.readonlyRootFs":    `{"defaults":{"readonlyRootFs":false}}`,
+		"driver":                     `{"driver":"docker"}`,
 	}
 	harmless := []string{
 		`{"security":{"seccomp":"strict"},"containerd":{"runtime":"runc"},"defaults":{"network":"none","readonlyRootFs":true}}`,
 		`{"maxConcurrent":3,"defaults":{"memoryLimit":"1g"}}`,
+		`{"driver":"containerd"}`,
 	}
 	uid := os.Getuid()
 
