@@ -6,6 +6,7 @@ import (
 
 	"github.com/isol8/isol8/driver"
 	ctrd "github.com/isol8/isol8/driver/containerd"
+	"github.com/isol8/isol8/driver/docker"
 	"github.com/isol8/isol8/engine"
 )
 
@@ -25,3 +26,18 @@ func ContainerdDriver(c ContainerdOptions) engine.DriverFactory {
 		})
 	}
 }
+
+// DockerDriver returns the factory of the Docker backend: the daemon at
+// host ("unix:///path" or "tcp://..."), or DOCKER_HOST, or
+// unix:///var/run/docker.sock when host is empty.
+func DockerDriver(host string) engine.DriverFactory {
+	return func(ctx context.Context, log *slog.Logger) (driver.Driver, error) {
+		return docker.New(ctx, docker.Config{Host: host, Logger: log})
+	}
+}
+
+// Driver names.
+const (
+	DriverContainerd = "containerd"
+	DriverDocker     = docker.Name
+)

@@ -99,6 +99,7 @@ func run(ctx context.Context) error {
 	addr := flag.String("containerd-address", defaultAddress(), "containerd socket")
 	initPath := flag.String("init", "", "isol8-init for the in-process warm-pool rows (default: isol8-init beside -isol8)")
 	noWarm := flag.Bool("no-warm", false, "skip the warm-pool rows")
+	dockerFlag := flag.String("docker", "auto", `Docker rows: "auto" starts a private dockerd with the images copied from containerd, "off" skips them, else the daemon's address (unix:///...)`)
 	flag.Parse()
 
 	if *isol8 == "" {
@@ -168,14 +169,28 @@ func run(ctx context.Context) error {
 		}
 	}
 
+	var drivers []dockerResult
+	if *dockerFlag != "off" {
+		if *initPath == "" {
+			*initPath = filepath.Join(filepath.Dir(bin), "isol8-init")
+		}
+		drivers, err = measureDrivers(ctx, *dockerFlag, *addr, bin, *initPath, results, *n, !*noWarm)
+		if err != nil {
+			return fmt.Errorf("docker: %w", err)
+		}
+	}
+
 	report(os.Stdout, m, *n, results)
 	if !*noWarm {
 		reportWarm(os.Stdout, warm, tput)
 	}
+	if len(drivers) > 0 {
+		reportDocker(os.Stdout, drivers)
+	}
 	if *jsonPath == "" {
 		*jsonPath = filepath.Join("bench", "results", started.Format("20060102-150405")+".json")
 	}
-	if err := writeJSON(*jsonPath, started, m, *n, results, warm, tput); err != nil {
+	if err := writeJSON(*jsonPath, started, m, *n, results, warm, tput, drivers); err != nil {
 		return err
 	}
 	fmt.Printf("\nresults: %s\n", *jsonPath)
@@ -458,7 +473,7 @@ func report(w io.Writer, m machine, n int, results []result) {
 	}
 }
 
-func writeJSON(path string, started time.Time, m machine, n int, results []result, warm []warmResult, tput []throughputResult) error {
+func writeJSON(path string, started time.Time, m machine, n int, results []result, warm []warmResult, tput []throughputResult, drivers []dockerResult) error {
 	b, err := json.MarshalIndent(struct {
 		Started    time.Time          `json:"started"`
 		N          int                `json:"n"`
@@ -467,7 +482,8 @@ func writeJSON(path string, started time.Time, m machine, n int, results []resul
 		Results    []result           `json:"results"`
 		Warm       []warmResult       `json:"warm,omitempty"`
 		Throughput []throughputResult `json:"throughput,omitempty"`
-	}{started, n, warmups, m, results, warm, tput}, "", "  ")
+		Drivers    []dockerResult     `json:"drivers,omitempty"`
+	}{started, n, warmups, m, results, warm, tput, drivers}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("results: %w", err)
 	}

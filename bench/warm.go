@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/isol8/isol8"
+	"github.com/isol8/isol8/engine"
 )
 
 // Warm-pool measurements run the library in this process: Execute latency
@@ -45,7 +46,13 @@ func newEngine(addr, initPath string, o isol8.Options) (isol8.Engine, error) {
 
 // measureWarm times Execute of the hello program on a warm fast pool.
 func measureWarm(ctx context.Context, addr, initPath string, bc benchCase, n int) (series, error) {
-	eng, err := newEngine(addr, initPath, isol8.Options{PoolStrategy: isol8.PoolFast, PoolSize: &isol8.PoolSize{Clean: 1, Dirty: 1}})
+	return measureWarmOn(ctx, nil, addr, initPath, bc, n, " warm")
+}
+
+// measureWarmOn is measureWarm on the driver drv makes (nil: containerd at
+// addr); label follows the runtime's name in the progress line.
+func measureWarmOn(ctx context.Context, drv engine.DriverFactory, addr, initPath string, bc benchCase, n int, label string) (series, error) {
+	eng, err := newEngine(addr, initPath, isol8.Options{PoolStrategy: isol8.PoolFast, PoolSize: &isol8.PoolSize{Clean: 1, Dirty: 1}, NewDriver: drv})
 	if err != nil {
 		return series{}, err
 	}
@@ -69,7 +76,7 @@ func measureWarm(ctx context.Context, addr, initPath string, bc benchCase, n int
 		}
 	}
 	s := newSeries(samples)
-	fmt.Fprintf(os.Stderr, "%-14s p50 %6s ms  p95 %6s ms\n", bc.name+" warm", ms(s.P50), ms(s.P95))
+	fmt.Fprintf(os.Stderr, "%-14s p50 %6s ms  p95 %6s ms\n", bc.name+label, ms(s.P50), ms(s.P95))
 	return s, nil
 }
 

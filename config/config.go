@@ -53,6 +53,9 @@ type Config struct {
 	PrebuiltImages []PrebuiltImage `json:"prebuiltImages"`
 	Containerd     Containerd      `json:"containerd"`
 	Images         Images          `json:"images"`
+	// Driver is the container backend: "containerd" or "docker"; empty
+	// means containerd.
+	Driver string `json:"driver,omitempty"`
 
 	// Bounds on what one request may ask, whatever its client. Zero (unset)
 	// means the engine's defaults: 1 hour, 32 paths, 64 MiB.

@@ -307,6 +307,7 @@ func TestLoadMerge(t *testing.T) {
 		{name: "prebuiltImages no runtime", file: `{"prebuiltImages":[{"tag":"t"}]}`, wantErr: "prebuiltImages[0].runtime is required"},
 		{name: "prebuiltImages pkgs", file: `{"prebuiltImages":[{"tag":"t","runtime":"python","installPackages":"numpy"}]}`, wantErr: "prebuiltImages[0].installPackages must be an array of strings"},
 		{name: "containerd runtime empty", file: `{"containerd":{"runtime":""}}`, wantErr: "containerd.runtime must not be empty"},
+		{name: "driver unknown", file: `{"driver":"podman"}`, wantErr: "driver must be one of"},
 		{name: "containerd not object", file: `{"containerd":"/run/containerd.sock"}`, wantErr: "containerd must be an object"},
 		{name: "images source", file: `{"images":{"source":"docker"}}`, wantErr: "images.source"},
 		{name: "images registry not object", file: `{"images":{"registry":["a"]}}`, wantErr: "images.registry must be an object"},

@@ -59,6 +59,7 @@ func (c *Config) merge(data []byte) error {
 		func() error { return d.integer(top, "", "maxOutputFilesBytes", &c.MaxOutputFilesBytes) },
 		func() error { return d.boolean(top, "", "debug", &c.Debug) },
 		func() error { return d.str(top, "", "poolStrategy", &c.PoolStrategy) },
+		func() error { return d.str(top, "", "driver", &c.Driver) },
 		func() error { return d.poolSize(top, &c.PoolSize) },
 		func() error { return d.section(top, "defaults", c.mergeDefaults) },
 		func() error { return d.section(top, "network", c.mergeNetwork) },
@@ -483,6 +484,7 @@ func (c *Config) validate() error {
 
 		nonEmpty("containerd.runtime", c.Containerd.Runtime),
 		oneOf("images.source", c.Images.Source, "build", "registry"),
+		optionalOneOf("driver", c.Driver, "containerd", "docker"),
 	}
 	return first(checks...)
 }
@@ -515,6 +517,14 @@ func cpu(name string, v float64) error {
 		return fmt.Errorf("%s is too large (got %s)", name, strconv.FormatFloat(v, 'g', -1, 64))
 	}
 	return nil
+}
+
+// optionalOneOf is oneOf for a key whose empty value means its default.
+func optionalOneOf(name, v string, allowed ...string) error {
+	if v == "" {
+		return nil
+	}
+	return oneOf(name, v, allowed...)
 }
 
 func oneOf(name, v string, allowed ...string) error {

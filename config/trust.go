@@ -45,6 +45,8 @@ func (c *Config) Weakening() []string {
 	}
 	add(c.Containerd.Address != d.Containerd.Address, "containerd.address")
 	add(c.Containerd.Runtime != d.Containerd.Runtime, "containerd.runtime")
+	// Docker runs sandboxes without a user namespace of their own.
+	add(c.Driver != "" && c.Driver != "containerd", "driver")
 	add(c.Security.Seccomp != d.Security.Seccomp, "security.seccomp")
 	add(c.Security.CustomProfilePath != d.Security.CustomProfilePath, "security.customProfilePath")
 	// The host ids sandboxes run as, and where their allocation is kept.

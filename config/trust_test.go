@@ -24,6 +24,7 @@ func TestTrust(t *testing.T) {
 		"security.userns":            `{"security":{"userns":{"base":2000000}}}`,
 		"defaults.readonlyRootFs":    `{"defaults":{"readonlyRootFs":false}}`,
 		"images.registry":            `{"images":{"registry":{"python":"m.local/p@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}}}`,
+		"driver":                     `{"driver":"docker"}`,
 	}
 	// Opens the SSRF guard of host-side fetches to internal addresses.
 	weakening["network.allowPrivateDestinations"] = `{"network":{"allowPrivateDestinations":true}}`
@@ -34,6 +35,7 @@ func TestTrust(t *testing.T) {
 		`{"security":{"seccomp":"strict"},"containerd":{"runtime":"runc"},"defaults":{"network":"none","readonlyRootFs":true}}`,
 		`{"maxConcurrent":3,"defaults":{"memoryLimit":"1g"}}`,
 		`{"images":{"source":"registry"}}`,
+		`{"driver":"containerd"}`,
 	}
 	uid := os.Getuid()
 

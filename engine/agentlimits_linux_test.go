@@ -28,7 +28,7 @@ func TestAgentThreadsReserved(t *testing.T) {
 		return len(tasks)
 	}
 	threads := count()
-	max, err := os.ReadFile(filepath.Join(pidsCgroupDir(res.ContainerID), "pids.max"))
+	max, err := os.ReadFile(filepath.Join(sandboxPidsDir(t, e, res.ContainerID), "pids.max"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,10 +55,12 @@ func TestAgentThreadsReserved(t *testing.T) {
 
 // TestPidsLimitExact: pidsLimit N lets user code run exactly N processes.
 // pidsLimit 1 used to abort the agent ("failed to create new OS thread").
-func TestPidsLimitExact(t *testing.T) {
+func TestPidsLimitExact(t *testing.T) { matrix(t, testPidsLimitExact) }
+
+func testPidsLimitExact(t *testing.T, b backend) {
 	for _, n := range []int64{1, 2, 12} {
 		t.Run(strconv.FormatInt(n, 10), func(t *testing.T) {
-			e := newTestEngine(t, Options{PidsLimit: n, PoolSize: noPool})
+			e := b.engine(t, Options{PidsLimit: n, PoolSize: noPool})
 			mustHaveImage(t, e, "python")
 			res, err := e.Execute(t.Context(), Request{Runtime: "python", TimeoutMs: 20000, Code: `
 import os, time

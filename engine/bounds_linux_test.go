@@ -148,6 +148,9 @@ func mknodAsSandboxRoot(agentPID int, path string, mode uint32, dev int) error {
 // agentHostPID returns the host pid of a sandbox's init.
 func agentHostPID(t *testing.T, e *Engine, id string) int {
 	t.Helper()
+	if backendOf(e) == backendDocker {
+		return dockerInspect(t, id).State.Pid
+	}
 	ctx := withNS(t.Context())
 	ctr, err := e.host.drv.(*ctrd.Driver).Client().LoadContainer(ctx, id)
 	if err != nil {

@@ -15,8 +15,10 @@ import (
 // ES modules, and a UTF-8 BOM is accepted. Before, a file's content ran
 // inline (python3 -c: __file__ undefined, BOM a syntax error; node -e: .mjs
 // as CommonJS).
-func TestFileRunsAsFile(t *testing.T) {
-	e := newTestEngine(t, Options{PoolSize: noPool})
+func TestFileRunsAsFile(t *testing.T) { matrix(t, testFileRunsAsFile) }
+
+func testFileRunsAsFile(t *testing.T, b backend) {
+	e := b.engine(t, Options{PoolSize: noPool})
 	const bom = "\ufeff"
 	cases := []struct {
 		name, runtime, ext, code, want string
@@ -55,8 +57,10 @@ func TestInlineStaysInline(t *testing.T) {
 }
 
 // Persistent mode writes each execution's code to its own exec_<ms><ext>.
-func TestPersistentRunsFiles(t *testing.T) {
-	e := newTestEngine(t, Options{Mode: ModePersistent})
+func TestPersistentRunsFiles(t *testing.T) { matrix(t, testPersistentRunsFiles) }
+
+func testPersistentRunsFiles(t *testing.T, b backend) {
+	e := b.engine(t, Options{Mode: ModePersistent})
 	mustHaveImage(t, e, "python")
 	first := run(t, e, Request{Runtime: "python", Code: "print(__file__)"})
 	second := run(t, e, Request{Runtime: "python", Code: "import glob; print(__file__); print(len(glob.glob('/sandbox/exec_*.py')))"})

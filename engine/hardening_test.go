@@ -37,8 +37,10 @@ echo planted`})
 }
 
 // User code holds no capability in any set, bounding set included.
-func TestUserCodeCapabilitySetsEmpty(t *testing.T) {
-	e := newTestEngine(t, Options{})
+func TestUserCodeCapabilitySetsEmpty(t *testing.T) { matrix(t, testUserCodeCapabilitySetsEmpty) }
+
+func testUserCodeCapabilitySetsEmpty(t *testing.T, b backend) {
+	e := b.engine(t, Options{})
 	mustHaveImage(t, e, "bash")
 	res := run(t, e, Request{Runtime: "bash", Code: "grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb):' /proc/self/status"})
 	want := "CapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nCapAmb:\t0000000000000000"
@@ -50,7 +52,9 @@ func TestUserCodeCapabilitySetsEmpty(t *testing.T) {
 // A cancel that arrives while the agent is still starting the program must
 // kill it: the caller gets context.Canceled at once, not a dead-agent error
 // after the host deadline.
-func TestCancelAtStartIsPrompt(t *testing.T) {
+func TestCancelAtStartIsPrompt(t *testing.T) { matrix(t, testCancelAtStartIsPrompt) }
+
+func testCancelAtStartIsPrompt(t *testing.T, b backend) {
 	e := fastPool(t, Options{})
 	mustHaveImage(t, e, "bash")
 	run(t, e, Request{Runtime: "bash", Code: "true"}) // the pool holds a ready sandbox
@@ -91,8 +95,10 @@ func TestCancelAtStartIsPrompt(t *testing.T) {
 // persistent-mode user code planted an executable "apk" that the next bash
 // install ran as container root. Now the install is refused; a tampered /dev
 // would also fail the fast pool reset's "dev" item (TestCheckDev).
-func TestDevNullUntouchable(t *testing.T) {
-	e := newTestEngine(t, Options{Mode: ModePersistent})
+func TestDevNullUntouchable(t *testing.T) { matrix(t, testDevNullUntouchable) }
+
+func testDevNullUntouchable(t *testing.T, b backend) {
+	e := b.engine(t, Options{Mode: ModePersistent})
 	mustHaveImage(t, e, "bash")
 	res := run(t, e, Request{Runtime: "bash", Code: `
 mkdir -p /sandbox/.local/bin

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/isol8/isol8/api"
 	"github.com/isol8/isol8/audit"
 	"github.com/isol8/isol8/driver"
@@ -221,9 +223,6 @@ func (h *Host) forget(e *Engine) {
 }
 
 func (h *Host) start(ctx context.Context) error {
-	if err := h.startIdentities(); err != nil {
-		return err
-	}
 	h.initPath = h.opts.InitPath
 	if h.initPath == "" {
 		var err error
@@ -238,8 +237,27 @@ func (h *Host) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if !sandboxUserNS(drv) {
+		// Nothing to allocate: the backend would ignore the namespace
+		// (and allocating needs root, which such a backend may not).
+		h.identify = func(context.Context, string, *specs.Spec) (*identity, error) { return nil, nil }
+	}
+	if err := h.startIdentities(); err != nil {
+		_ = drv.Close()
+		return err
+	}
 	h.drv = drv
 	return nil
+}
+
+// sandboxUserNS reports whether drv runs each sandbox in the user namespace
+// the spec names (every driver unless it says otherwise: Docker has only a
+// daemon-wide user namespace).
+func sandboxUserNS(drv driver.Driver) bool {
+	if u, ok := drv.(interface{ SandboxUserNS() bool }); ok {
+		return u.SandboxUserNS()
+	}
+	return true
 }
 
 // Stop refuses new work, stops every view (each waits for its work in

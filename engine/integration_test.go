@@ -72,6 +72,10 @@ func run(t *testing.T, e *Engine, req Request) *Result {
 // FIFO of this engine's sandboxes remains.
 func assertNothingLeft(t *testing.T, e *Engine, ids ...string) {
 	t.Helper()
+	if backendOf(e) == backendDocker {
+		assertNothingLeftDocker(t, ids...)
+		return
+	}
 	ctx := withNS(t.Context())
 	// A connection of its own: the engine's may be closed by Stop.
 	drv, err := ctrd.New(ctx, ctrd.Config{Address: e.opts.Containerd.Address})
@@ -127,8 +131,10 @@ func fifosOf(t *testing.T, id string) []string {
 // sandbox.
 var noPool = &PoolSize{}
 
-func TestRuntimesHello(t *testing.T) {
-	e := newTestEngine(t, Options{PoolSize: noPool})
+func TestRuntimesHello(t *testing.T) { matrix(t, testRuntimesHello) }
+
+func testRuntimesHello(t *testing.T, b backend) {
+	e := b.engine(t, Options{PoolSize: noPool})
 	cases := []struct {
 		runtime, code, want string
 	}{
@@ -153,8 +159,10 @@ func TestRuntimesHello(t *testing.T) {
 	}
 }
 
-func TestExecutionBasics(t *testing.T) {
-	e := newTestEngine(t, Options{Secrets: map[string]string{"API_KEY": "super-secret-key-123"}})
+func TestExecutionBasics(t *testing.T) { matrix(t, testExecutionBasics) }
+
+func testExecutionBasics(t *testing.T, b backend) {
+	e := b.engine(t, Options{Secrets: map[string]string{"API_KEY": "super-secret-key-123"}})
 	mustHaveImage(t, e, "python", "bash")
 	cases := []struct {
 		name       string
@@ -204,8 +212,10 @@ func TestExecutionBasics(t *testing.T) {
 	}
 }
 
-func TestSecurityBaseline(t *testing.T) {
-	e := newTestEngine(t, Options{})
+func TestSecurityBaseline(t *testing.T) { matrix(t, testSecurityBaseline) }
+
+func testSecurityBaseline(t *testing.T, b backend) {
+	e := b.engine(t, Options{})
 	mustHaveImage(t, e, "python", "bash")
 	cases := []struct {
 		name, runtime, code, want string
@@ -220,6 +230,19 @@ func TestSecurityBaseline(t *testing.T) {
 		{"kill pid 1", "bash", "kill -9 1 2>/dev/null && echo killed || echo refused", "refused"},
 		{"agent environ hidden", "bash", "cat /proc/1/environ >/dev/null 2>&1 && echo read || echo denied", "denied"},
 		{"only loopback", "bash", "ls /sys/class/net | tr '\\n' ' '", "lo"},
+		// Docker loosens both in its containers; the driver restores the
+		// kernel defaults.
+		{"no low ports, no ping sockets", "python", `
+import socket
+for name, make, addr in [("bind 80", lambda: socket.socket(), ("127.0.0.1", 80)),
+                         ("icmp", lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP), None)]:
+    try:
+        s = make()
+        if addr: s.bind(addr)
+        print(name, "allowed")
+    except OSError as e:
+        print(name, e.errno)
+`, "bind 80 13\nicmp 13"},
 		{"kcore masked", "bash", "if [ -e /proc/kcore ]; then wc -c < /proc/kcore; else echo 0; fi", "0"},
 		{"keys masked", "bash", "wc -c < /proc/keys", "0"},
 		{"firmware masked", "bash", "ls /sys/firmware | wc -l", "0"},
@@ -249,8 +272,10 @@ check("bpf", libc.syscall(321, 0, 0, 0))
 	}
 }
 
-func TestTimeoutKillsProgram(t *testing.T) {
-	e := newTestEngine(t, Options{PoolSize: noPool})
+func TestTimeoutKillsProgram(t *testing.T) { matrix(t, testTimeoutKillsProgram) }
+
+func testTimeoutKillsProgram(t *testing.T, b backend) {
+	e := b.engine(t, Options{PoolSize: noPool})
 	mustHaveImage(t, e, "python")
 	start := time.Now()
 	res := run(t, e, Request{Runtime: "python", Code: "import time; time.sleep(60)", TimeoutMs: 1000})
@@ -266,8 +291,10 @@ func TestTimeoutKillsProgram(t *testing.T) {
 	assertNothingLeft(t, e, res.ContainerID)
 }
 
-func TestTimeoutKillsBackgroundChildren(t *testing.T) {
-	e := newTestEngine(t, Options{})
+func TestTimeoutKillsBackgroundChildren(t *testing.T) { matrix(t, testTimeoutKillsBackgroundChildren) }
+
+func testTimeoutKillsBackgroundChildren(t *testing.T, b backend) {
+	e := b.engine(t, Options{})
 	mustHaveImage(t, e, "bash")
 	start := time.Now()
 	res := run(t, e, Request{Runtime: "bash", Code: "setsid sleep 60 & sleep 60", TimeoutMs: 1000})
@@ -276,8 +303,10 @@ func TestTimeoutKillsBackgroundChildren(t *testing.T) {
 	}
 }
 
-func TestOOMIsReportedNotTimeout(t *testing.T) {
-	e := newTestEngine(t, Options{MemoryLimit: "64m"})
+func TestOOMIsReportedNotTimeout(t *testing.T) { matrix(t, testOOMIsReportedNotTimeout) }
+
+func testOOMIsReportedNotTimeout(t *testing.T, b backend) {
+	e := b.engine(t, Options{MemoryLimit: "64m"})
 	mustHaveImage(t, e, "python")
 	res := run(t, e, Request{Runtime: "python", Code: "x = bytearray(128 * 1024 * 1024); print(len(x))", TimeoutMs: 10000})
 	if res.ExitCode == 0 || !res.OOMKilled || strings.Contains(res.Stderr, "EXECUTION TIMED OUT") {
@@ -285,8 +314,10 @@ func TestOOMIsReportedNotTimeout(t *testing.T) {
 	}
 }
 
-func TestPidsLimitStopsForkBomb(t *testing.T) {
-	e := newTestEngine(t, Options{PidsLimit: 32})
+func TestPidsLimitStopsForkBomb(t *testing.T) { matrix(t, testPidsLimitStopsForkBomb) }
+
+func testPidsLimitStopsForkBomb(t *testing.T, b backend) {
+	e := b.engine(t, Options{PidsLimit: 32})
 	mustHaveImage(t, e, "bash", "python")
 	res := run(t, e, Request{Runtime: "python", TimeoutMs: 10000, Code: `
 import subprocess
@@ -313,8 +344,10 @@ print("failed" if failed else "all started")
 	}
 }
 
-func TestOutputCap(t *testing.T) {
-	e := newTestEngine(t, Options{MaxOutputSize: 1024})
+func TestOutputCap(t *testing.T) { matrix(t, testOutputCap) }
+
+func testOutputCap(t *testing.T, b backend) {
+	e := b.engine(t, Options{MaxOutputSize: 1024})
 	mustHaveImage(t, e, "python", "bash")
 	res := run(t, e, Request{Runtime: "python", Code: "print('x'*10000)"})
 	if !res.Truncated || len(res.Stdout) >= 2048 || !strings.Contains(res.Stdout, "OUTPUT TRUNCATED (10001 bytes, limit: 1024)") {
@@ -375,8 +408,10 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-func TestCancelLeavesNothing(t *testing.T) {
-	e := newTestEngine(t, Options{PoolSize: noPool})
+func TestCancelLeavesNothing(t *testing.T) { matrix(t, testCancelLeavesNothing) }
+
+func testCancelLeavesNothing(t *testing.T, b backend) {
+	e := b.engine(t, Options{PoolSize: noPool})
 	mustHaveImage(t, e, "bash")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -412,8 +447,10 @@ func liveIDs(e *Engine) []string {
 	return ids
 }
 
-func TestStreaming(t *testing.T) {
-	e := newTestEngine(t, Options{Secrets: map[string]string{"TOKEN": "abcdef123456"}})
+func TestStreaming(t *testing.T) { matrix(t, testStreaming) }
+
+func testStreaming(t *testing.T, b backend) {
+	e := b.engine(t, Options{Secrets: map[string]string{"TOKEN": "abcdef123456"}})
 	mustHaveImage(t, e, "python")
 	// The secret is written in two halves with a pause between them, so it
 	// crosses a chunk border; the program prints once a second for 3 s.
@@ -457,7 +494,9 @@ for i in range(3):
 	}
 }
 
-func TestSeccompModes(t *testing.T) {
+func TestSeccompModes(t *testing.T) { matrix(t, testSeccompModes) }
+
+func testSeccompModes(t *testing.T, b backend) {
 	addr := testenv.MustHaveContainerd(t)
 	profile := filepath.Join(t.TempDir(), "deny-mkdir.json")
 	// The embedded default with mkdir and mkdirat removed from the allow-list
@@ -466,14 +505,14 @@ func TestSeccompModes(t *testing.T) {
 	if err := os.WriteFile(profile, []byte(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	custom := newTestEngine(t, Options{Security: &Security{Seccomp: SeccompCustom, CustomProfilePath: profile}})
+	custom := b.engine(t, Options{Security: &Security{Seccomp: SeccompCustom, CustomProfilePath: profile}})
 	mustHaveImage(t, custom, "python")
 	res := run(t, custom, Request{Runtime: "python", Code: "import os\ntry:\n    os.mkdir('/sandbox/testdir'); print('created')\nexcept OSError as e:\n    print('errno', e.errno)"})
 	if res.Stdout != "errno 1" {
 		t.Fatalf("custom profile: %q %q", res.Stdout, res.Stderr)
 	}
 
-	unconfined := newTestEngine(t, Options{Security: &Security{Seccomp: SeccompUnconfined}})
+	unconfined := b.engine(t, Options{Security: &Security{Seccomp: SeccompUnconfined}})
 	if res := run(t, unconfined, Request{Runtime: "bash", Code: "grep '^Seccomp:' /proc/self/status"}); res.Stdout != "Seccomp:\t0" {
 		t.Fatalf("unconfined: %q", res.Stdout)
 	}

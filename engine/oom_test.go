@@ -8,8 +8,10 @@ import (
 // TestAgentSurvivesTmpfsFill: filling /sandbox past the memory limit used to
 // OOM-kill the agent ("sandbox agent stopped answering"). The writer is
 // killed instead and the run reports oomKilled.
-func TestAgentSurvivesTmpfsFill(t *testing.T) {
-	e := newTestEngine(t, Options{MemoryLimit: "128m"})
+func TestAgentSurvivesTmpfsFill(t *testing.T) { matrix(t, testAgentSurvivesTmpfsFill) }
+
+func testAgentSurvivesTmpfsFill(t *testing.T, b backend) {
+	e := b.engine(t, Options{MemoryLimit: "128m"})
 	mustHaveImage(t, e, "bash")
 	res, err := e.Execute(t.Context(), Request{Runtime: "bash", TimeoutMs: 30000,
 		Code: "dd if=/dev/zero of=/sandbox/fill bs=1M count=300"})

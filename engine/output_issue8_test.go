@@ -53,8 +53,10 @@ const twentyMBBytes = 320 * 65536
 
 // Streaming passes everything through by default (it used to stop silently
 // at 1 MiB) and never holds the whole output in the engine.
-func TestStreamWholeOutput(t *testing.T) {
-	e := newTestEngine(t, Options{PoolSize: noPool})
+func TestStreamWholeOutput(t *testing.T) { matrix(t, testStreamWholeOutput) }
+
+func testStreamWholeOutput(t *testing.T, b backend) {
+	e := b.engine(t, Options{PoolSize: noPool})
 	mustHaveImage(t, e, "python")
 	stop := heapPeak(t)
 	ch, err := e.ExecuteStream(t.Context(), Request{Runtime: "python", Code: twentyMB, TimeoutMs: 60000})
@@ -128,14 +130,20 @@ func TestBufferedBigOutputBounded(t *testing.T) {
 
 // Backend reports the containerd it reached; cleanup's dry run gives each
 // image its id.
-func TestBackendAndImageIDs(t *testing.T) {
-	e := newTestEngine(t, Options{PoolSize: noPool})
+func TestBackendAndImageIDs(t *testing.T) { matrix(t, testBackendAndImageIDs) }
+
+func testBackendAndImageIDs(t *testing.T, b backend) {
+	e := b.engine(t, Options{PoolSize: noPool})
 	mustHaveImage(t, e, "python")
 	info, err := e.Backend(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Address != e.opts.Containerd.Address || info.Version == "" {
+	wantAddr := e.opts.Containerd.Address
+	if backendOf(e) == backendDocker {
+		wantAddr = testDockerDriver(t).Host()
+	}
+	if info.Address != wantAddr || info.Name != string(b) || info.Version == "" {
 		t.Fatalf("backend %+v", info)
 	}
 	rep, err := e.Cleanup(t.Context(), CleanupOptions{Images: true, DryRun: true})

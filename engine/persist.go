@@ -6,7 +6,8 @@ import "context"
 // lives, so a user can get into it.
 type KeptSandbox struct {
 	ID        string // container id
-	Address   string // containerd socket
+	Backend   string // "containerd" or "docker" (BackendInfo.Name)
+	Address   string // containerd socket or Docker host
 	Namespace string // containerd namespace
 }
 
@@ -21,7 +22,7 @@ func (e *Engine) keep(ctx context.Context, sb *sandbox) {
 	if e.opts.OnKeep != nil {
 		kept := KeptSandbox{ID: sb.id}
 		if info, err := e.host.drv.Info(context.WithoutCancel(ctx)); err == nil {
-			kept.Address, kept.Namespace = info.Address, info.Namespace
+			kept.Backend, kept.Address, kept.Namespace = info.Name, info.Address, info.Namespace
 		}
 		e.opts.OnKeep(kept)
 	}

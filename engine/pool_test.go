@@ -15,11 +15,12 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/isol8/isol8/driver"
-	ctrd "github.com/isol8/isol8/driver/containerd"
 )
 
-func TestFastPoolReuseHygiene(t *testing.T) {
-	e := newTestEngine(t, Options{PoolStrategy: PoolFast, PoolSize: &PoolSize{Clean: 1, Dirty: 1}})
+func TestFastPoolReuseHygiene(t *testing.T) { matrix(t, testFastPoolReuseHygiene) }
+
+func testFastPoolReuseHygiene(t *testing.T, b backend) {
+	e := b.engine(t, Options{PoolStrategy: PoolFast, PoolSize: &PoolSize{Clean: 1, Dirty: 1}})
 	mustHaveImage(t, e, "bash")
 	first := run(t, e, Request{Runtime: "bash", Env: map[string]string{"LEAK": "from-run-1"}, Code: `
 setsid nohup sleep 9999 >/dev/null 2>&1 &
@@ -48,8 +49,10 @@ echo "LEAK=${LEAK:-not_set}"`})
 	}
 }
 
-func TestSecurePoolNeverReuses(t *testing.T) {
-	e := newTestEngine(t, Options{PoolStrategy: PoolSecure, PoolSize: &PoolSize{Clean: 2, Dirty: 1}})
+func TestSecurePoolNeverReuses(t *testing.T) { matrix(t, testSecurePoolNeverReuses) }
+
+func testSecurePoolNeverReuses(t *testing.T, b backend) {
+	e := b.engine(t, Options{PoolStrategy: PoolSecure, PoolSize: &PoolSize{Clean: 2, Dirty: 1}})
 	mustHaveImage(t, e, "bash")
 	seen := map[string]bool{}
 	for i := 0; i < 4; i++ {
@@ -64,8 +67,10 @@ func TestSecurePoolNeverReuses(t *testing.T) {
 	}
 }
 
-func TestConcurrentExecutions(t *testing.T) {
-	e := newTestEngine(t, Options{MaxConcurrent: 4, PoolSize: &PoolSize{Clean: 4, Dirty: 4}})
+func TestConcurrentExecutions(t *testing.T) { matrix(t, testConcurrentExecutions) }
+
+func testConcurrentExecutions(t *testing.T, b backend) {
+	e := b.engine(t, Options{MaxConcurrent: 4, PoolSize: &PoolSize{Clean: 4, Dirty: 4}})
 	mustHaveImage(t, e, "python", "bash")
 	var wg sync.WaitGroup
 	errs := make(chan error, 50)
@@ -98,8 +103,10 @@ func TestConcurrentExecutions(t *testing.T) {
 	}
 }
 
-func TestPersistentMode(t *testing.T) {
-	e := newTestEngine(t, Options{Mode: ModePersistent})
+func TestPersistentMode(t *testing.T) { matrix(t, testPersistentMode) }
+
+func testPersistentMode(t *testing.T, b backend) {
+	e := b.engine(t, Options{Mode: ModePersistent})
 	mustHaveImage(t, e, "python")
 	ctx := t.Context()
 	if err := e.PutFile(ctx, "/sandbox/x", []byte("x")); err == nil || !strings.Contains(err.Error(), "No active container. Call execute() first in persistent mode.") {
@@ -147,8 +154,10 @@ func TestPersistentMode(t *testing.T) {
 	}
 }
 
-func TestStreamCancelLeavesNothing(t *testing.T) {
-	e := newTestEngine(t, Options{})
+func TestStreamCancelLeavesNothing(t *testing.T) { matrix(t, testStreamCancelLeavesNothing) }
+
+func testStreamCancelLeavesNothing(t *testing.T, b backend) {
+	e := b.engine(t, Options{})
 	mustHaveImage(t, e, "python")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -172,8 +181,10 @@ func TestStreamCancelLeavesNothing(t *testing.T) {
 	assertNothingLeft(t, e, ids...)
 }
 
-func TestStopLeavesNothing(t *testing.T) {
-	e := newTestEngine(t, Options{PoolStrategy: PoolSecure, PoolSize: &PoolSize{Clean: 2, Dirty: 2}})
+func TestStopLeavesNothing(t *testing.T) { matrix(t, testStopLeavesNothing) }
+
+func testStopLeavesNothing(t *testing.T, b backend) {
+	e := b.engine(t, Options{PoolStrategy: PoolSecure, PoolSize: &PoolSize{Clean: 2, Dirty: 2}})
 	mustHaveImage(t, e, "bash")
 	if err := e.Prewarm(t.Context(), "bash"); err != nil {
 		t.Fatal(err)
@@ -193,22 +204,18 @@ func TestStopLeavesNothing(t *testing.T) {
 	// Also sandboxes the pool was still creating when Stop came: nothing
 	// this test process made may remain (tests do not run in parallel, and
 	// every other test's engine is stopped by now).
-	drv, err := ctrd.New(t.Context(), ctrd.Config{Address: e.opts.Containerd.Address})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer drv.Close()
-	mine, err := drv.List(t.Context(), map[string]string{driver.LabelPID: strconv.Itoa(os.Getpid())})
-	if err != nil || len(mine) != 0 {
-		t.Fatalf("containers of this process left after Stop: %v (err %v)", mine, err)
+	if mine := sandboxIDsOf(t, e, map[string]string{driver.LabelPID: strconv.Itoa(os.Getpid())}); len(mine) != 0 {
+		t.Fatalf("containers of this process left after Stop: %v", mine)
 	}
 	if _, err := e.Execute(t.Context(), Request{Runtime: "bash", Code: "echo hi"}); err == nil {
 		t.Fatal("Execute after Stop succeeded")
 	}
 }
 
-func TestStreamingSetupPhase(t *testing.T) {
-	e := newTestEngine(t, Options{})
+func TestStreamingSetupPhase(t *testing.T) { matrix(t, testStreamingSetupPhase) }
+
+func testStreamingSetupPhase(t *testing.T, b backend) {
+	e := b.engine(t, Options{})
 	mustHaveImage(t, e, "bash")
 	ch, err := e.ExecuteStream(t.Context(), Request{Runtime: "bash", Code: "echo code", SetupScript: "echo s; exit 3"})
 	if err != nil {

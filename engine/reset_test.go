@@ -97,7 +97,9 @@ for kind in ("shm", "msg", "sem"):
 print("probed")
 `
 
-func TestFastPoolResetSysVIPC(t *testing.T) {
+func TestFastPoolResetSysVIPC(t *testing.T) { matrix(t, testFastPoolResetSysVIPC) }
+
+func testFastPoolResetSysVIPC(t *testing.T, b backend) {
 	e := fastPool(t, Options{})
 	mustHaveImage(t, e, "python")
 	out := plantThenProbe(t, e, Request{Runtime: "python", Code: sysvPlant}, Request{Runtime: "python", Code: sysvProbe})
@@ -189,7 +191,9 @@ for f in ("tcp", "tcp6", "udp", "udp6", "unix", "raw"):
 print("probed")
 `
 
-func TestFastPoolResetSockets(t *testing.T) {
+func TestFastPoolResetSockets(t *testing.T) { matrix(t, testFastPoolResetSockets) }
+
+func testFastPoolResetSockets(t *testing.T, b backend) {
 	e := fastPool(t, Options{})
 	mustHaveImage(t, e, "python")
 	out := plantThenProbe(t, e, Request{Runtime: "python", Code: socketPlant}, Request{Runtime: "python", Code: socketProbe})

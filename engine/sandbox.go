@@ -122,7 +122,7 @@ func (h *Host) newSandbox(ctx context.Context, s *shape, image, runtime string) 
 	if err != nil {
 		return nil, fmt.Errorf("start sandbox: %w", err)
 	}
-	h.fitPids(id, s.pids)
+	h.fitPids(dsb, s.pids)
 	return sb, nil
 }
 

@@ -4,11 +4,14 @@
 # package runs specs under runc on a busybox rootfs), a C compiler and the
 # static libc and libseccomp archives (isol8 validates seccomp profiles with
 # libseccomp and is linked statically), util-linux's unshare (sandbox
-# user namespaces), apt-utils (package install tests) and docker-registry
+# user namespaces), apt-utils (package install tests), docker-registry
 # (the registry-source tests push to and pull from one they start on
-# loopback). The auth store's tests start their own PostgreSQL and MariaDB
-# servers from Debian's packages (initdb/postgres, mariadb-install-db/
-# mariadbd); the packages' own services are not used.
+# loopback) and Debian's docker.io (the Docker driver's integration tests
+# start a private dockerd of their own and never use a system one; on a
+# systemd host apt also starts the docker service). The auth store's tests
+# start their own PostgreSQL and MariaDB servers from Debian's packages
+# (initdb/postgres, mariadb-install-db/mariadbd); the packages' own
+# services are not used.
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
 need=()
@@ -30,6 +33,7 @@ if ! command -v unshare >/dev/null || ! command -v nsenter >/dev/null; then
 fi
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 command -v mariadbd >/dev/null || need+=(mariadb-server)
+command -v dockerd >/dev/null || need+=(docker.io)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

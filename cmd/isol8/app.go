@@ -112,6 +112,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, env map[string]string, cw
 type globals struct {
 	debug             bool
 	containerdAddress string
+	driver            string         // --driver: containerd or docker
 	configPath        string         // --config: an explicit, trusted config file
 	cfg               *config.Config // loaded for commands annotated with annConfig
 }
@@ -229,6 +230,8 @@ func (a *app) rootCommand(g *globals) *cobra.Command {
 		"config file to use instead of ./isol8.config.json or ~/.isol8/config.json (trusted with every key)")
 	strFlag(pf, &g.containerdAddress, "containerd-address", "", "path",
 		"containerd socket (default: $CONTAINERD_ADDRESS, config containerd.address, /run/containerd/containerd.sock)")
+	strFlag(pf, &g.driver, "driver", "", "name",
+		"container backend: containerd or docker (default: $ISOL8_DRIVER, config driver, containerd; docker honours $DOCKER_HOST)")
 
 	root.AddCommand(
 		a.setupCommand(g),
@@ -283,6 +286,9 @@ func (a *app) before(c *cobra.Command, g *globals) error {
 			return errf("%s", err)
 		}
 		g.cfg = cfg
+	}
+	if _, err := a.driverName(g); err != nil {
+		return err
 	}
 	if g.debugOn() {
 		fmt.Fprintf(a.stderr, "[CLI] Command: %s\n[CLI] Version: %s\n[CLI] Platform: %s %s\n",
@@ -505,8 +511,30 @@ func (a *app) containerdAddress(g *globals) string {
 	return ""
 }
 
+// driverName resolves the backend: --driver, then ISOL8_DRIVER, then
+// config driver, else containerd.
+func (a *app) driverName(g *globals) (string, error) {
+	name := g.driver
+	if name == "" {
+		name = a.env["ISOL8_DRIVER"]
+	}
+	if name == "" && g.cfg != nil {
+		name = g.cfg.Driver
+	}
+	switch name {
+	case "", isol8.DriverContainerd:
+		return isol8.DriverContainerd, nil
+	case isol8.DriverDocker:
+		return name, nil
+	}
+	return "", usageErrorf("Invalid driver: %q. Use containerd or docker.", name)
+}
+
 // wire adds the local backend wiring to engine options.
 func (a *app) wire(o *engine.Options, g *globals) {
+	if name, _ := a.driverName(g); name == isol8.DriverDocker {
+		o.NewDriver = isol8.DockerDriver(a.env["DOCKER_HOST"])
+	}
 	o.Containerd = engine.ContainerdOptions{Address: a.containerdAddress(g)}
 	if g.cfg != nil {
 		o.Containerd.RuntimeBinary = g.cfg.Containerd.Runtime

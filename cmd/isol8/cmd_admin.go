@@ -36,7 +36,8 @@ func (a *app) setupCommand(g *globals) *cobra.Command {
 		Use:   "setup",
 		Short: "Build the runtime images",
 		Long: "Build the base images of every runtime (python, node, bun, deno, bash) in\n" +
-			"containerd, or confirm they are up to date. Progress is printed on stderr.",
+			"containerd (Docker with --driver docker), or confirm they are up to date.\n" +
+			"Progress is printed on stderr.",
 		Args:        maxArgs(0),
 		Annotations: needsConfig,
 		RunE: func(c *cobra.Command, _ []string) error {

@@ -224,6 +224,16 @@ func brokenPipe(err error) bool { return errors.Is(err, syscall.EPIPE) }
 // to get into it and remove it.
 func (a *app) printKept(k engine.KeptSandbox) {
 	fmt.Fprintf(a.stderr, "[Run] Container kept running (--persist): %s\n", k.ID)
+	if k.Backend == isol8.DriverDocker {
+		host := ""
+		if k.Address != "" {
+			host = "-H " + k.Address + " "
+		}
+		fmt.Fprintf(a.stderr, "[Run] Get a shell in it: docker %sexec -it %s bash\n", host, k.ID)
+		fmt.Fprintf(a.stderr, "[Run] Remove it: docker %srm -f %s\n", host, k.ID)
+		fmt.Fprintf(a.stderr, "[Run] (or remove every isol8 container: isol8 cleanup --driver docker)\n")
+		return
+	}
 	fmt.Fprintf(a.stderr, "[Run] Get a shell in it: ctr --address %s --namespace %s task exec -t --exec-id debug %s bash\n",
 		k.Address, k.Namespace, k.ID)
 	fmt.Fprintf(a.stderr, "[Run] Remove it: ctr --address %s --namespace %s task rm -f %s && ctr --address %s --namespace %s container rm %s\n",

@@ -433,6 +433,30 @@ func TestRunEngineOptions(t *testing.T) {
 			t.Errorf("address with flag = %q", got)
 		}
 	})
+	t.Run("driver precedence", func(t *testing.T) {
+		// The Docker driver is wired as a factory; containerd is the
+		// library's default (no factory).
+		h := newHarness(t)
+		write(t, h.home, ".isol8/config.json", `{"driver":"docker"}`)
+		h.run("run", "-e", "1")
+		if h.opts.NewDriver == nil {
+			t.Error("config driver docker not wired")
+		}
+		h.env["ISOL8_DRIVER"] = "containerd"
+		h.run("run", "-e", "1")
+		if h.opts.NewDriver != nil {
+			t.Error("ISOL8_DRIVER=containerd did not beat the config")
+		}
+		h.run("--driver", "docker", "run", "-e", "1")
+		if h.opts.NewDriver == nil {
+			t.Error("--driver docker did not beat ISOL8_DRIVER")
+		}
+		r := h.run("--driver", "podman", "run", "-e", "1")
+		wantContains(t, "stderr", r.stderr, `Invalid driver: "podman". Use containerd or docker.`)
+		if r.code == 0 {
+			t.Error("an unknown driver was accepted")
+		}
+	})
 	t.Run("debug progress line", func(t *testing.T) {
 		h := newHarness(t)
 		r := h.run("run", "-e", "1", "--debug")

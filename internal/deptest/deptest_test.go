@@ -84,6 +84,8 @@ func TestForbiddenArrows(t *testing.T) {
 		{module + "/engine", module + "/driver/containerd", "the engine knows backends only through driver.Driver, injected where the process is wired"},
 		{module + "/image", "github.com/containerd/containerd/v2/client", "the image builder writes OCI layouts a driver imports"},
 		{module + "/image", module + "/driver/containerd", "the image builder knows no backend"},
+		{module + "/engine", module + "/driver/docker", "the engine knows backends only through driver.Driver, injected where the process is wired"},
+		{module + "/image", module + "/driver/docker", "the image builder knows no backend"},
 	} {
 		all, _ := deps(t, rule.pkg)
 		for _, d := range all {
