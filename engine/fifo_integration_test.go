@@ -89,3 +89,36 @@ func TestPruneFIFOs(t *testing.T) {
 		t.Errorf("PruneFIFOs removed the FIFOs of live sandbox %s: %v", live, err)
 	}
 }
+
+// FIFO directories and netns pins are shared by all containerd namespaces
+// of the daemon, so a driver working in another namespace (a test's own, or
+// another tool's) must not take a live sandbox's FIFOs for an orphan.
+// Before, Prune looked the container up only in its own namespace and
+// removed the FIFOs of every sandbox outside it; the next exec into such a
+// sandbox failed with "failed to open stdin fifo".
+func TestPruneKeepsOtherNamespacesFIFOs(t *testing.T) {
+	e := newTestEngine(t, Options{Persist: true, PoolSize: noPool})
+	mustHaveImage(t, e, "bash")
+	live := run(t, e, Request{Runtime: "bash", Code: "true"}).ContainerID
+	own, err := ctrd.New(t.Context(), ctrd.Config{Address: e.opts.Containerd.Address})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { own.Close() })
+	t.Cleanup(func() {
+		if err := own.Remove(context.WithoutCancel(t.Context()), live); err != nil {
+			t.Errorf("remove the kept sandbox: %v", err)
+		}
+	})
+	other, err := ctrd.New(t.Context(), ctrd.Config{Address: e.opts.Containerd.Address, Namespace: "isol8-test-prune-other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	if _, err := other.Prune(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(ctrd.FIFOSetDir(live), live+"-stdin")); err != nil {
+		t.Errorf("a driver in another namespace removed the FIFOs of live sandbox %s: %v", live, err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 
 	"github.com/isol8/isol8/api"
@@ -72,14 +73,23 @@ func (d *Driver) pruneNetNSPins(ctx context.Context) (int, error) {
 }
 
 // removeIfOrphan runs remove, which deletes a leftover of sandbox id, when
-// the container no longer exists, and reports whether it did.
+// the container no longer exists, and reports whether it did. FIFO
+// directories and pins are shared by every containerd namespace of the
+// daemon (tests and other tools use their own), so a container counts as
+// gone only when no namespace has it.
 func (d *Driver) removeIfOrphan(ctx context.Context, id string, remove func() error) (bool, error) {
-	_, err := d.client.ContainerService().Get(ctx, id)
-	if err == nil {
-		return false, nil
+	nss, err := d.client.NamespaceService().List(ctx)
+	if err != nil {
+		return false, fmt.Errorf("list namespaces: %w", err)
 	}
-	if !errdefs.IsNotFound(err) {
-		return false, fmt.Errorf("look up container %s: %w", id, err)
+	for _, ns := range nss {
+		_, err := d.client.ContainerService().Get(namespaces.WithNamespace(ctx, ns), id)
+		if err == nil {
+			return false, nil
+		}
+		if !errdefs.IsNotFound(err) {
+			return false, fmt.Errorf("look up container %s in namespace %s: %w", id, ns, err)
+		}
 	}
 	if err := remove(); err != nil {
 		return false, err
