@@ -52,6 +52,10 @@ type Config struct {
 	Debug          bool            `json:"debug"`
 	PrebuiltImages []PrebuiltImage `json:"prebuiltImages"`
 	Containerd     Containerd      `json:"containerd"`
+	// Server is the REST server's section; Host is the server `isol8 run`
+	// sends runs to when --host and ISOL8_HOST are absent.
+	Server Server `json:"server"`
+	Host   string `json:"host,omitempty"`
 
 	// Bounds on what one request may ask, whatever its client. Zero (unset)
 	// means the engine's defaults: 1 hour, 32 paths, 64 MiB.
@@ -203,6 +207,7 @@ func Defaults() *Config {
 		},
 		PrebuiltImages: []PrebuiltImage{},
 		Containerd:     Containerd{Runtime: "runc"},
+		Server:         DefaultServer(),
 		set:            map[string]bool{},
 	}
 }

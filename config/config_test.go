@@ -127,7 +127,9 @@ func TestDefaultsJSON(t *testing.T) {
   "auth": {"enabled": false, "defaultTtlMs": 86400000, "cleanupIntervalMs": 3600000},
   "debug": false,
   "prebuiltImages": [],
-  "containerd": {"runtime": "runc"}
+  "containerd": {"runtime": "runc"},
+  "server": {"allowClientOverrides": true, "maxQueue": 100, "queueTimeoutMs": 60000,
+             "maxBodyBytes": 33554432, "maxSessions": 1000}
 }`
 	if got := asMap(t, c); !reflect.DeepEqual(got, jsonValue(t, want)) {
 		data, _ := c.JSON()

@@ -69,6 +69,8 @@ func (c *Config) merge(data []byte) error {
 		func() error { return d.section(top, "auth", c.mergeAuth) },
 		func() error { return d.section(top, "containerd", c.mergeContainerd) },
 		func() error { return d.prebuiltImages(top, &c.PrebuiltImages) },
+		func() error { return d.section(top, "server", c.mergeServer) },
+		func() error { return d.str(top, "", "host", &c.Host) },
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -455,6 +457,7 @@ func (c *Config) validate() error {
 		duration("auth.cleanupIntervalMs", c.Auth.CleanupIntervalMs, 1),
 
 		nonEmpty("containerd.runtime", c.Containerd.Runtime),
+		c.validateServer(),
 	}
 	return first(checks...)
 }

@@ -42,10 +42,15 @@ func (e *Engine) Execute(ctx context.Context, req Request) (*Result, error) {
 // are returned before any event. Cancelling ctx kills the program and
 // releases the sandbox; the consumer must drain the channel or cancel ctx.
 func (e *Engine) ExecuteStream(ctx context.Context, req Request) (<-chan Event, error) {
+	return e.executeStream(ctx, req, nil)
+}
+
+func (e *Engine) executeStream(ctx context.Context, req Request, in *Input) (<-chan Event, error) {
 	p, err := e.plan(req)
 	if err != nil {
 		return nil, err
 	}
+	p.input = in
 	ch := make(chan Event, 64)
 	s := newStreamSink(ctx, ch, e.opts.Secrets)
 	go func() {
@@ -167,7 +172,7 @@ func (e *Engine) run(ctx context.Context, sb *sandbox, p *plan, s sink) (*Result
 
 	ex := agent.Exec{Argv: p.argv, Env: p.env, Dir: p.dir, TimeoutMs: p.timeout.Milliseconds(),
 		MaxOutput: e.outputCap(s), Files: inline}
-	exit, err := sb.conn.exec(ctx, ex, p.stdin, hostDeadline(p.timeout), func(t agent.Type, b []byte) {
+	exit, err := sb.conn.execInput(ctx, ex, p.stdin, p.input, hostDeadline(p.timeout), func(t agent.Type, b []byte) {
 		s.output(PhaseCode, t, b)
 	})
 	if err != nil {

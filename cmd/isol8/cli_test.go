@@ -122,7 +122,6 @@ func TestNotAvailableYet(t *testing.T) {
 		args    []string
 		command string
 	}{
-		{[]string{"serve", "--key", "k"}, "serve"},
 		{[]string{"list-custom"}, "list-custom"},
 		{[]string{"login", "--host", "http://h", "--key", "k"}, "login"},
 		{[]string{"session", "list", "--host", "http://h"}, "session list"},

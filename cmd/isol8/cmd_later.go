@@ -105,28 +105,6 @@ func (a *app) listCustomCommand(*globals) *cobra.Command {
 	}
 }
 
-func (a *app) serveCommand(*globals) *cobra.Command {
-	var (
-		port, key, authDB string
-		update            bool
-	)
-	c := &cobra.Command{
-		Use:   "serve",
-		Short: "Start the isol8 REST server (not available yet)",
-		Long: "Start the isol8 REST server. The port comes from --port, $ISOL8_PORT, $PORT, else 3000;\n" +
-			"the master API key from --key or $ISOL8_API_KEY.",
-		Args:        maxArgs(0),
-		Annotations: needsConfig,
-		RunE:        func(*cobra.Command, []string) error { return notAvailable("serve") },
-	}
-	fs := c.Flags()
-	strFlag(fs, &port, "port", "p", "port", "port to listen on (default: $ISOL8_PORT, $PORT, 3000)")
-	strFlag(fs, &key, "key", "k", "key", "master API key (default: $ISOL8_API_KEY)")
-	strFlag(fs, &authDB, "auth-db", "", "conn", "enable DB-backed API keys (SQLite path or postgres:// / mysql:// URL)")
-	fs.BoolVar(&update, "update", false, "accepted for compatibility; ignored (the server is built in)")
-	return c
-}
-
 func (a *app) loginCommand(*globals) *cobra.Command {
 	var host, key, name, ttl string
 	c := &cobra.Command{
