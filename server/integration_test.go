@@ -171,7 +171,6 @@ func TestSessionTenantBinding(t *testing.T) {
 	}
 }
 
-
 // Idle sessions are pruned; a session executing longer than the idle
 // limit is not.
 func TestSessionPrune(t *testing.T) {
@@ -203,7 +202,10 @@ func TestQueueFullOverHTTP(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	var first, second response
-	go func() { defer wg.Done(); first = ts.do("POST", "/execute", testMaster, ex("bash", "sleep 4; echo slow")) }()
+	go func() {
+		defer wg.Done()
+		first = ts.do("POST", "/execute", testMaster, ex("bash", "sleep 4; echo slow"))
+	}()
 	waitFor(t, func() bool { _, r := ts.srv.queue.depth(); return r == 1 })
 	go func() { defer wg.Done(); second = ts.do("POST", "/execute", testMaster, ex("bash", "echo queued")) }()
 	waitFor(t, func() bool { w, _ := ts.srv.queue.depth(); return w == 1 })
