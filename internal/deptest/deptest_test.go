@@ -84,6 +84,10 @@ func TestForbiddenArrows(t *testing.T) {
 		{module + "/engine", module + "/driver/containerd", "the engine knows backends only through driver.Driver, injected where the process is wired"},
 		{module + "/image", "github.com/containerd/containerd/v2/client", "the image builder writes OCI layouts a driver imports"},
 		{module + "/image", module + "/driver/containerd", "the image builder knows no backend"},
+		{module + "/client", "github.com/containerd", "the remote client stays light: no container code"},
+		{module + "/client", module + "/engine", "the remote client speaks HTTP, not the engine"},
+		{module + "/client", module + "/driver", "the remote client knows no backend"},
+		{module + "/client", "github.com/seccomp", "the remote client needs no libseccomp"},
 	} {
 		all, _ := deps(t, rule.pkg)
 		for _, d := range all {
