@@ -124,8 +124,6 @@ func TestNotAvailableYet(t *testing.T) {
 	}{
 		{[]string{"list-custom"}, "list-custom"},
 		{[]string{"login", "--host", "http://h", "--key", "k"}, "login"},
-		{[]string{"session", "list", "--host", "http://h"}, "session list"},
-		{[]string{"session", "stop", "s1", "--host", "http://h"}, "session stop"},
 	} {
 		t.Run(tc.command, func(t *testing.T) {
 			r := newHarness(t).run(tc.args...)

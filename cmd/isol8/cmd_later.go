@@ -123,7 +123,7 @@ func (a *app) loginCommand(*globals) *cobra.Command {
 	return c
 }
 
-func (a *app) sessionCommand(*globals) *cobra.Command {
+func (a *app) sessionCommand(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "session",
 		Short: "Manage remote sessions (not available yet)",
@@ -141,7 +141,9 @@ func (a *app) sessionCommand(*globals) *cobra.Command {
 		Use:   "list",
 		Short: "List the sessions of a server",
 		Args:  maxArgs(0),
-		RunE:  func(*cobra.Command, []string) error { return notAvailable("session list") },
+		RunE: func(c *cobra.Command, _ []string) error {
+			return a.sessionList(c, listHost, listKey, asJSON)
+		},
 	}
 	strFlag(list.Flags(), &listHost, "host", "", "url", "server URL (required)")
 	strFlag(list.Flags(), &listKey, "key", "", "key", "API key (default: $ISOL8_API_KEY, then `isol8 login` credentials)")
@@ -150,7 +152,9 @@ func (a *app) sessionCommand(*globals) *cobra.Command {
 		Use:   "stop <id>",
 		Short: "Destroy a session",
 		Args:  maxArgs(1),
-		RunE:  func(*cobra.Command, []string) error { return notAvailable("session stop") },
+		RunE: func(c *cobra.Command, args []string) error {
+			return a.sessionStop(c, args, stopHost, stopKey)
+		},
 	}
 	strFlag(stop.Flags(), &stopHost, "host", "", "url", "server URL (required)")
 	strFlag(stop.Flags(), &stopKey, "key", "", "key", "API key (default: $ISOL8_API_KEY, then `isol8 login` credentials)")
