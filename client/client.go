@@ -92,6 +92,8 @@ type envelope struct {
 	Request   api.Request  `json:"request"`
 	Options   *api.Options `json:"options,omitempty"`
 	SessionID string       `json:"sessionId,omitempty"`
+	// Interactive (WebSocket only) keeps stdin open for Input's data.
+	Interactive bool `json:"interactive,omitempty"`
 }
 
 func (c *Client) envelope(req api.Request) envelope {

@@ -129,6 +129,7 @@ func (c *Client) wsStream(ctx context.Context, conn *websocket.Conn, req api.Req
 		defer conn.CloseNow()
 		msg := c.envelope(req)
 		msg.Type = "execute"
+		msg.Interactive = in != nil
 		if err := writeJSON(ctx, conn, msg); err != nil {
 			emit(ctx, ch, api.Event{Type: api.EventError, Data: "WebSocket connection failed"})
 			return

@@ -361,7 +361,7 @@ func TestWebSocket(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wsSend(t, c, map[string]any{"type": "execute", "request": map[string]any{"runtime": tc.rt, "code": tc.code}})
+			wsSend(t, c, map[string]any{"type": "execute", "interactive": true, "request": map[string]any{"runtime": tc.rt, "code": tc.code}})
 			wsSend(t, c, map[string]any{"type": "stdin", "data": "world\n"})
 			// The second line is sent only after the program answered the
 			// first: it really is interactive.

@@ -21,6 +21,10 @@ type wsMessage struct {
 	SessionID string       `json:"sessionId"`
 	Data      string       `json:"data"`
 	Signal    string       `json:"signal"`
+	// Interactive keeps the program's stdin open for stdin messages until
+	// a stdin_eof message; without it the program reads request.stdin and
+	// then EOF, as over the other transports.
+	Interactive bool `json:"interactive"`
 }
 
 // executeWS serves one execution over a WebSocket: the client sends an
@@ -71,6 +75,9 @@ func (s *Server) executeWS(c *gin.Context) {
 			}
 			running = true
 			in = engine.NewInput()
+			if !msg.Interactive {
+				_ = in.CloseStdin(ctx)
+			}
 			go func() {
 				defer close(done)
 				s.wsExecute(ctx, w, cl, &envelope{Request: msg.Request, Options: msg.Options, SessionID: msg.SessionID}, in)
