@@ -49,6 +49,8 @@ func (c *Config) Weakening() []string {
 	add(c.Security.UserNS.Effective() != (*UserNS)(nil).Effective(), "security.userns")
 	add(c.Defaults.Network == "host", "defaults.network")
 	add(!c.Defaults.ReadonlyRootFs, "defaults.readonlyRootFs")
+	// host sends every run (its code and API key) to another machine.
+	add(c.Host != d.Host, "host")
 	return keys
 }
 
