@@ -126,7 +126,7 @@ func (a *app) loginCommand(*globals) *cobra.Command {
 func (a *app) sessionCommand(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "session",
-		Short: "Manage remote sessions (not available yet)",
+		Short: "List and stop the sessions of an isol8 server",
 		Args:  cobra.ArbitraryArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			if len(args) > 0 {
