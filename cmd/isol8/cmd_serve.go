@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/isol8/isol8/api"
 	"github.com/isol8/isol8/config"
 	"github.com/isol8/isol8/engine"
+	"github.com/isol8/isol8/internal/logfmt"
 	"github.com/isol8/isol8/server"
 )
 
@@ -128,7 +130,14 @@ func (a *app) serve(ctx context.Context, g *globals, f *serveFlags, authDBGiven 
 		closeAll(listeners)
 		return errf("%s", err)
 	}
-	srv, err := server.New(server.Options{Host: host, MasterKey: key, Keys: keys, Config: cfg, Logger: o.Logger})
+	// The server's own log (one line per request, key and session events)
+	// is on at info level; --debug adds the traces.
+	level := slog.LevelInfo
+	if o.Debug {
+		level = slog.LevelDebug
+	}
+	srvLog := slog.New(logfmt.New(a.stderr, level))
+	srv, err := server.New(server.Options{Host: host, MasterKey: key, Keys: keys, Config: cfg, Logger: srvLog})
 	if err != nil {
 		closeAll(listeners)
 		return errf("%s", err)
