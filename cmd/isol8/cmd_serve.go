@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -115,6 +116,7 @@ func (a *app) serve(ctx context.Context, g *globals, f *serveFlags, authDBGiven 
 		}
 		return err
 	}
+	port = listeners[0].Addr().(*net.TCPAddr).Port
 
 	o := engine.Options{MaxConcurrent: cfg.MaxConcurrent, MaxTimeoutMs: cfg.MaxTimeoutMs,
 		MaxOutputPaths: cfg.MaxOutputPaths, MaxOutputFilesBytes: cfg.MaxOutputFilesBytes,
@@ -219,6 +221,12 @@ func (a *app) authConn(cfg *config.Config, conn string) string {
 // another port behind its clients' backs.
 func (a *app) serveListeners(port int, unixPaths []string) ([]net.Listener, error) {
 	tcp, err := net.Listen("tcp", ":"+strconv.Itoa(port))
+	if errors.Is(err, syscall.EADDRINUSE) && a.interactive() {
+		tcp, err = a.choosePort(port)
+		if err != nil {
+			return nil, err
+		}
+	}
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
 			return nil, errf("Port %d is already in use. Choose another with --port, ISOL8_PORT or PORT.", port)
@@ -270,5 +278,51 @@ func listenUnix(path string) (net.Listener, error) {
 func closeAll(ls []net.Listener) {
 	for _, l := range ls {
 		l.Close()
+	}
+}
+
+// interactive reports whether stdin and stdout are both terminals: only
+// then is the user asked what to do about a port in use.
+func (a *app) interactive() bool {
+	out, ok := a.stdout.(*os.File)
+	return ok && isTerminal(out) && a.stdinKind != nil && a.stdinKind() == stdinTerminal
+}
+
+// choosePort asks the user for another port, or an automatic one, until a
+// listener is made or they give up.
+func (a *app) choosePort(port int) (net.Listener, error) {
+	in := bufio.NewReader(a.stdin)
+	ask := func(prompt string) string {
+		fmt.Fprint(a.stdout, prompt)
+		line, _ := in.ReadString('\n')
+		return strings.TrimSpace(line)
+	}
+	for {
+		fmt.Fprintf(a.stderr, "[WARN] Port %d is already in use.\n", port)
+		switch ask("Choose: [1] Enter another port  [2] Find an available port  [3] Exit (default: 2): ") {
+		case "", "2":
+			l, err := net.Listen("tcp", ":0")
+			if err != nil {
+				return nil, errf("Cannot listen: %s", err)
+			}
+			fmt.Fprintf(a.stdout, "[INFO] Using available port %d\n", l.Addr().(*net.TCPAddr).Port)
+			return l, nil
+		case "1":
+			raw := ask("Enter port (1-65535): ")
+			n, err := strconv.Atoi(raw)
+			if err != nil || n < 1 || n > 65535 {
+				fmt.Fprintf(a.stderr, "[ERR] Invalid port: %s. Expected 1-65535.\n", raw)
+				continue
+			}
+			l, err := net.Listen("tcp", ":"+strconv.Itoa(n))
+			if err == nil {
+				return l, nil
+			}
+			port = n
+		case "3":
+			return nil, errf("Server startup cancelled.")
+		default:
+			fmt.Fprintln(a.stderr, "[ERR] Invalid selection. Enter 1, 2, or 3.")
+		}
 	}
 }

@@ -176,6 +176,14 @@ func TestE2EDaemonRun(t *testing.T) {
 		t.Errorf("after stop: %+v", r)
 	}
 
+	// --persistent without a name: a cli-<ms> session for this run only.
+	if r := remote("--persistent", "-r", "bash", "-e", "echo p"); r.code != 0 || r.stdout != "p\n" || !strings.HasPrefix(r.stderr, "[Run] Session ID: cli-") {
+		t.Errorf("persistent: %+v", r)
+	}
+	if r := runCLI(t, "", "session", "list", "--json", "--host", d.host(), "--key", daemonKey); r.stdout != "[]\n" {
+		t.Errorf("auto session left: %+v", r)
+	}
+
 	// Ctrl-C cancels the remote run: the CLI exits 130 and the program
 	// ends on the server.
 	cmd = isol8Cmd(t, "", "run", "--host", d.host(), "--key", daemonKey, "-r", "bash", "-e", "echo started; sleep 60")

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"testing"
+)
+
+// `isol8 serve` refuses bad ports and a missing key before anything
+// starts, with the reference's words.
+func TestServeArguments(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"no key", nil, []string{"--port", "3999"}, "[ERR] API key required. Use --key or ISOL8_API_KEY env var.\n"},
+		{"bad flag port", nil, []string{"--port", "abc", "--key", "k"}, "[ERR] Invalid port from --port: abc. Expected 1-65535.\n"},
+		{"zero port", nil, []string{"-p", "0", "-k", "k"}, "[ERR] Invalid port from --port: 0. Expected 1-65535.\n"},
+		{"bad ISOL8_PORT", map[string]string{"ISOL8_PORT": "70000", "PORT": "1"}, []string{"--key", "k"}, "[ERR] Invalid port from ISOL8_PORT: 70000. Expected 1-65535.\n"},
+		{"bad PORT", map[string]string{"PORT": "-1"}, []string{"--key", "k"}, "[ERR] Invalid port from PORT: -1. Expected 1-65535.\n"},
+		{"bad listen", nil, []string{"--port", "3999", "--key", "k", "--listen", "tcp://x"}, "[ERR] Invalid --listen address: tcp://x. Expected unix:///absolute/path\n"},
+		{"auth db in this build", nil, []string{"--port", "3999", "--key", "k", "--auth-db", "x.db"}, "[ERR] DB-backed API keys are not available in this build\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			for k, v := range tc.env {
+				h.env[k] = v
+			}
+			r := h.run(append([]string{"serve"}, tc.args...)...)
+			wantCode(t, r, 1)
+			if r.stderr != tc.want {
+				t.Errorf("stderr = %q, want %q", r.stderr, tc.want)
+			}
+		})
+	}
+}
+
+// A port in use fails a non-interactive start with a clear error instead
+// of moving elsewhere.
+func TestServePortInUse(t *testing.T) {
+	l, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	h := newHarness(t)
+	h.env["ISOL8_PORT"] = fmt.Sprint(port)
+	r := h.run("serve", "--key", "k")
+	wantCode(t, r, 1)
+	want := fmt.Sprintf("[ERR] Port %d is already in use. Choose another with --port, ISOL8_PORT or PORT.\n", port)
+	if r.stderr != want {
+		t.Errorf("stderr = %q, want %q", r.stderr, want)
+	}
+}
