@@ -114,6 +114,7 @@ func TestHostileBodies(t *testing.T) {
 		{`{"request":{"runtime":"python","timeoutMs":"soon"}}`, 400, "Invalid JSON body: request.timeoutMs must be a number"},
 		{`{"request":{"runtime":"python","env":[1]}}`, 400, "Invalid JSON body: request.env must be an object"},
 		{`{"request":{"runtime":"python"},"options":{"network":7}}`, 400, "Invalid JSON body: options.network must be a string"},
+		{`{"request":{"runtime":"python"},"options":{"poolSize":"big"}}`, 400, "Invalid JSON body: options.poolSize must be an object"},
 		{`{"request":{"runtime":"python","code":"` + strings.Repeat("x", 70<<10) + `"}}`, 413, "Request body too large (limit 65536 bytes)"},
 		{strings.Repeat("[", 100000), 413, "Request body too large (limit 65536 bytes)"},
 	}
@@ -264,6 +265,11 @@ func TestEngineOptionsPolicy(t *testing.T) {
 	if o.Network != "none" || o.TimeoutMs != 30000 || o.MemoryLimit != "512m" || o.Image != "" ||
 		o.Security != nil || o.ReadonlyRootFs != nil || o.CPULimit != 0.5 || o.Mode != "persistent" {
 		t.Fatalf("overrides off: %+v", o)
+	}
+	// Reference clients may send poolSize as a number (it is ignored).
+	var env envelope
+	if err := decodeJSON([]byte(`{"request":{"runtime":"python"},"options":{"poolSize":5,"remoteCode":{"enabled":true}}}`), &env); err != nil || env.Options.PoolSize.Clean != 5 {
+		t.Fatalf("numeric poolSize: %v", err)
 	}
 	o = engineOptions(c, &api.Options{TimeoutMs: 1000, MemoryLimit: "128m"}, false)
 	if o.TimeoutMs != 1000 || o.MemoryLimit != "128m" {
