@@ -22,6 +22,9 @@ type envelope struct {
 	SessionID string       `json:"sessionId"`
 }
 
+// maxSessionID bounds session ids (they are map keys and log fields).
+const maxSessionID = 256
+
 // run is one admitted execution: its engine and what ends it.
 type run struct {
 	eng       *engine.Engine
@@ -39,6 +42,9 @@ func (s *Server) admit(ctx context.Context, cl caller, env *envelope) (*run, err
 		return nil, api.InvalidArgumentf("request is required")
 	}
 	sid := env.SessionID
+	if len(sid) > maxSessionID {
+		return nil, api.InvalidArgumentf("sessionId must be at most %d bytes", maxSessionID)
+	}
 	s.log.Debug(fmt.Sprintf("[Server] execute runtime=%s sessionId=%s", env.Request.Runtime, orEphemeral(sid)),
 		"codeLength", len(env.Request.Code), "cmdLength", len(env.Request.Cmd))
 	r := &run{sessionID: sid, runtime: env.Request.Runtime, start: time.Now()}

@@ -124,6 +124,11 @@ func TestHostileBodies(t *testing.T) {
 		}
 	}
 	ts.do("POST", "/file", testMaster, "{").wantError(t, 400, "Invalid JSON body")
+	huge := map[string]any{"sessionId": "x", "path": "/sandbox/big", "content": strings.Repeat("QUFB", 20<<10)}
+	ts.do("POST", "/file", testMaster, huge).wantError(t, 413, "Request body too large (limit 65536 bytes)")
+	long := ex("python", "1")
+	long["sessionId"] = strings.Repeat("s", 257)
+	ts.do("POST", "/execute", testMaster, long).wantError(t, 400, "sessionId must be at most 256 bytes")
 	ts.do("POST", "/file", testMaster, map[string]any{"sessionId": "x"}).wantError(t, 400, "Missing sessionId or path")
 	ts.do("POST", "/file", testMaster, map[string]any{"sessionId": "x", "path": "/sandbox/a", "content": "%%%"}).wantError(t, 400, "Invalid base64 content")
 	ts.do("POST", "/file", testMaster, map[string]any{"sessionId": "x", "path": "/sandbox/a", "content": ""}).wantError(t, 404, "Session not found")
