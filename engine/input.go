@@ -16,6 +16,9 @@ type Input struct {
 	ch   chan inputMsg
 	done chan struct{}
 	once sync.Once
+
+	mu    sync.Mutex
+	bytes int // stdin bytes accepted so far (bounded by MaxStdinBytes)
 }
 
 type inputMsg struct {
@@ -32,11 +35,19 @@ func NewInput() *Input {
 // Write queues data for the program's stdin. It waits while the queue is
 // full (the agent queues stdin, so it drains as fast as the program
 // starts) and gives up when ctx ends; after the execution ended it returns
-// nil and drops data.
+// nil and drops data. An execution takes at most MaxStdinBytes of stdin
+// in all (the agent holds what the program has not read yet).
 func (in *Input) Write(ctx context.Context, data []byte) error {
 	if len(data) == 0 {
 		return nil
 	}
+	in.mu.Lock()
+	if in.bytes+len(data) > MaxStdinBytes {
+		in.mu.Unlock()
+		return invalidf("stdin exceeds the limit of %d bytes", MaxStdinBytes)
+	}
+	in.bytes += len(data)
+	in.mu.Unlock()
 	return in.send(ctx, inputMsg{data: append([]byte(nil), data...)})
 }
 

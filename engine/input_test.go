@@ -32,6 +32,20 @@ func TestInputQueueing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	big := NewInput()
+	go func() {
+		for range big.ch {
+		}
+	}()
+	chunk := make([]byte, 1<<20)
+	for i := 0; i < MaxStdinBytes>>20; i++ {
+		if err := big.Write(ctx, chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := big.Write(ctx, []byte("x")); !api.IsInvalidArgument(err) {
+		t.Fatalf("past the stdin limit: %v", err)
+	}
 	full := NewInput()
 	for i := 0; i < cap(full.ch); i++ {
 		full.Write(ctx, []byte("x"))

@@ -86,7 +86,9 @@ func (s *Server) executeWS(c *gin.Context) {
 			}()
 		case "stdin":
 			if in != nil {
-				_ = in.Write(ctx, []byte(msg.Data))
+				if err := in.Write(ctx, []byte(msg.Data)); err != nil {
+					w.send(ctx, api.Event{Type: api.EventError, Data: err.Error()})
+				}
 			}
 		case "stdin_eof", "eof":
 			if in != nil {
