@@ -40,6 +40,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Gatherer is what /metrics serves; nil means the server's registry.
 	Gatherer prometheus.Gatherer
+	// WSIdleTimeout closes a WebSocket that sent no execute message for
+	// this long (0: 2 minutes).
+	WSIdleTimeout time.Duration
 }
 
 // Server serves the REST API. Close it (before stopping its Host) to
@@ -74,6 +77,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.PruneInterval <= 0 {
 		o.PruneInterval = time.Minute
+	}
+	if o.WSIdleTimeout <= 0 {
+		o.WSIdleTimeout = 2 * time.Minute
 	}
 	log := o.Logger
 	if log == nil {

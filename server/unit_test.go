@@ -281,3 +281,19 @@ func TestEngineOptionsPolicy(t *testing.T) {
 		t.Fatalf("tightening refused: %+v", o)
 	}
 }
+
+// A WebSocket that never asks for an execution is closed after the idle
+// timeout.
+func TestWebSocketIdleTimeout(t *testing.T) {
+	ts := newUnitServer(t, nil, func(o *Options) { o.WSIdleTimeout = 300 * time.Millisecond })
+	c, _, err := ts.wsDial(testMaster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if _, _, err := c.Read(ctx); err == nil || ctx.Err() != nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("idle connection: %v after %s", err, time.Since(start))
+	}
+}

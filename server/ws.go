@@ -48,7 +48,13 @@ func (s *Server) executeWS(c *gin.Context) {
 		done    = make(chan struct{})
 	)
 	for {
-		typ, data, err := conn.Read(ctx)
+		readCtx, stopRead := ctx, context.CancelFunc(func() {})
+		if !running {
+			// A connection that never asks for an execution is closed.
+			readCtx, stopRead = context.WithTimeout(ctx, s.opts.WSIdleTimeout)
+		}
+		typ, data, err := conn.Read(readCtx)
+		stopRead()
 		if err != nil {
 			cancel() // the client left (or closed): end the program
 			if running {
