@@ -59,7 +59,7 @@ func TestSSEFallback(t *testing.T) {
 		case "/execute/stream":
 			sseCalls++
 			w.Header().Set("Content-Type", "text/event-stream")
-			w.Write([]byte("data: {\"type\":\"stdout\",\"data\":\"hi\\n\"}\n\ndata: not json\n\ndata: {\"type\":\"exit\",\"data\":\"0\"}"))
+			w.Write([]byte("data: {\"type\":\"stdout\",\"data\":\"hi\\n\"}\n\n: keep-alive\n\ndata: not json\n\ndata: {\"type\":\"exit\",\"data\":\"0\"}"))
 		case "/health":
 			w.WriteHeader(503)
 		}

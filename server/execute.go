@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -159,17 +161,44 @@ func (s *Server) executeSSE(c *gin.Context) {
 	h.Set("Connection", "keep-alive")
 	h.Set("X-Accel-Buffering", "no")
 	c.Status(http.StatusOK)
-	send := func(ev api.Event) error {
-		data, _ := json.Marshal(ev)
-		if _, err := fmt.Fprintf(c.Writer, "data: %s\n\n", data); err != nil {
+	var mu sync.Mutex
+	write := func(frame string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if _, err := io.WriteString(c.Writer, frame); err != nil {
 			return err
 		}
 		c.Writer.Flush()
 		return nil
 	}
+	send := func(ev api.Event) error {
+		data, _ := json.Marshal(ev)
+		return write("data: " + string(data) + "\n\n")
+	}
+	// A comment line now and then keeps proxies from closing a stream
+	// whose program is silent; clients read only "data: " lines.
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(s.opts.SSEKeepAlive)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = write(": keep-alive\n\n")
+			}
+		}
+	}()
 	exit, err := s.stream(c.Request.Context(), r, *env.Request, nil, send)
+	close(done)
+	wg.Wait() // nothing is written after the handler returns
 	s.finish(r, outcomeOf(exit, err), exit)
 }
+
 
 // stream runs req on r's engine and hands every event to send; an error
 // before the first event becomes a final error event. It returns the exit

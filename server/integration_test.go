@@ -72,6 +72,14 @@ func TestExecuteSSE(t *testing.T) {
 	if last := evs[len(evs)-1]; last["type"] != "exit" || last["data"] != "0" || out != "0\n1\n2\n" {
 		t.Fatalf("events %v", evs)
 	}
+	// A silent program's stream gets keep-alive comments between events.
+	ts.srv.opts.SSEKeepAlive = 100 * time.Millisecond
+	r = ts.do("POST", "/execute/stream", testMaster, ex("bash", "sleep 1; echo late"))
+	body := string(r.body)
+	if !strings.HasPrefix(body, ": keep-alive\n\n") || !strings.HasSuffix(body, `"type":"exit","data":"0","phase":"code"}`+"\n\n") {
+		t.Fatalf("keep-alive stream: %q", body)
+	}
+	ts.srv.opts.SSEKeepAlive = 15 * time.Second
 	// A request the engine refuses ends the stream with an error event.
 	evs = sseEvents(t, ts.do("POST", "/execute/stream", testMaster, ex("cobol", "1")).body)
 	if len(evs) != 1 || evs[0]["type"] != "error" || !strings.Contains(evs[0]["data"].(string), "Unknown runtime") {

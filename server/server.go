@@ -43,6 +43,9 @@ type Options struct {
 	// WSIdleTimeout closes a WebSocket that sent no execute message for
 	// this long (0: 2 minutes).
 	WSIdleTimeout time.Duration
+	// SSEKeepAlive is how often a silent event stream gets a comment line
+	// (0: 15 s).
+	SSEKeepAlive time.Duration
 }
 
 // Server serves the REST API. Close it (before stopping its Host) to
@@ -77,6 +80,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.PruneInterval <= 0 {
 		o.PruneInterval = time.Minute
+	}
+	if o.SSEKeepAlive <= 0 {
+		o.SSEKeepAlive = 15 * time.Second
 	}
 	if o.WSIdleTimeout <= 0 {
 		o.WSIdleTimeout = 2 * time.Minute
