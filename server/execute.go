@@ -199,7 +199,6 @@ func (s *Server) executeSSE(c *gin.Context) {
 	s.finish(r, outcomeOf(exit, err), exit)
 }
 
-
 // stream runs req on r's engine and hands every event to send; an error
 // before the first event becomes a final error event. It returns the exit
 // code and the execution error, if any.
