@@ -139,6 +139,9 @@ func (a *app) serve(ctx context.Context, g *globals, f *serveFlags, authDBGiven 
 		level = slog.LevelDebug
 	}
 	srvLog := slog.New(logfmt.New(a.stderr, level))
+	if keys != nil {
+		srvLog.Info("[Server] DB-backed auth enabled: " + a.authConn(cfg, f.authDB))
+	}
 	srv, err := server.New(server.Options{Host: host, MasterKey: key, Keys: keys, Config: cfg, Logger: srvLog})
 	if err != nil {
 		closeAll(listeners)
