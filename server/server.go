@@ -139,6 +139,9 @@ func (s *Server) routes() *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
+	// The logged client address is the peer's: forwarded-for headers are
+	// not trusted (an operator's proxy logs its own).
+	_ = r.SetTrustedProxies(nil)
 	r.Use(s.requestLog, s.recover, s.authenticate)
 	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "Not found") })
 	r.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "Method not allowed") })

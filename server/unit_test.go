@@ -80,6 +80,24 @@ func TestAuthenticationStatuses(t *testing.T) {
 	}
 }
 
+// Every answer carries a request id: the client's when it is a plain
+// token, a fresh one otherwise.
+func TestRequestID(t *testing.T) {
+	ts := newUnitServer(t, nil)
+	for in, keep := range map[string]bool{"abc-123": true, "bad id\x01": false, "": false} {
+		req := httptest.NewRequest("GET", "/health", nil)
+		if in != "" {
+			req.Header.Set("X-Request-ID", in)
+		}
+		w := httptest.NewRecorder()
+		ts.srv.Handler().ServeHTTP(w, req)
+		got := w.Header().Get("X-Request-ID")
+		if (got == in) != keep || got == "" {
+			t.Errorf("X-Request-ID %q answered %q", in, got)
+		}
+	}
+}
+
 func TestOpenAPIAndMetricsServed(t *testing.T) {
 	ts := newUnitServer(t, nil)
 	r := ts.do("GET", "/openapi.json", testMaster, nil)
