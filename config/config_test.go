@@ -129,7 +129,7 @@ func TestDefaultsJSON(t *testing.T) {
   "prebuiltImages": [],
   "containerd": {"runtime": "runc"},
   "server": {"allowClientOverrides": true, "maxQueue": 100, "queueTimeoutMs": 60000,
-             "maxBodyBytes": 33554432, "maxSessions": 1000}
+             "maxBodyBytes": 33554432, "maxSessions": 1000, "prewarm": []}
 }`
 	if got := asMap(t, c); !reflect.DeepEqual(got, jsonValue(t, want)) {
 		data, _ := c.JSON()

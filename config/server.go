@@ -17,11 +17,15 @@ type Server struct {
 	MaxBodyBytes int64 `json:"maxBodyBytes"`
 	// MaxSessions bounds the live persistent sessions (429 past it).
 	MaxSessions int `json:"maxSessions"`
+	// Prewarm lists runtimes whose warm pool (for the default options) is
+	// filled at startup, so the first requests are warm too.
+	Prewarm []string `json:"prewarm"`
 }
 
 // DefaultServer returns the built-in "server" section.
 func DefaultServer() Server {
-	return Server{AllowClientOverrides: true, MaxQueue: 100, QueueTimeoutMs: 60000, MaxBodyBytes: 32 << 20, MaxSessions: 1000}
+	return Server{AllowClientOverrides: true, MaxQueue: 100, QueueTimeoutMs: 60000, MaxBodyBytes: 32 << 20, MaxSessions: 1000,
+		Prewarm: []string{}}
 }
 
 func (c *Config) mergeServer(d *decoder, m map[string]any) error {
@@ -32,6 +36,7 @@ func (c *Config) mergeServer(d *decoder, m map[string]any) error {
 		d.integer(m, s, "queueTimeoutMs", &c.Server.QueueTimeoutMs),
 		d.integer(m, s, "maxBodyBytes", &c.Server.MaxBodyBytes),
 		d.integer(m, s, "maxSessions", &c.Server.MaxSessions),
+		d.strings(m, s, "prewarm", &c.Server.Prewarm),
 	)
 }
 

@@ -3,16 +3,18 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
 
 func TestServerSection(t *testing.T) {
-	c, err := Parse([]byte(`{"server":{"allowClientOverrides":false,"maxQueue":5,"queueTimeoutMs":1000,"maxBodyBytes":4096,"maxSessions":3},"host":"unix:///run/isol8/isol8.sock"}`))
+	c, err := Parse([]byte(`{"server":{"allowClientOverrides":false,"maxQueue":5,"queueTimeoutMs":1000,"maxBodyBytes":4096,"maxSessions":3,"prewarm":["python"]},"host":"unix:///run/isol8/isol8.sock"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Server != (Server{MaxQueue: 5, QueueTimeoutMs: 1000, MaxBodyBytes: 4096, MaxSessions: 3}) || c.Host != "unix:///run/isol8/isol8.sock" {
+	want := Server{MaxQueue: 5, QueueTimeoutMs: 1000, MaxBodyBytes: 4096, MaxSessions: 3, Prewarm: []string{"python"}}
+	if !reflect.DeepEqual(c.Server, want) || c.Host != "unix:///run/isol8/isol8.sock" {
 		t.Fatalf("parsed %+v %q", c.Server, c.Host)
 	}
 	for doc, want := range map[string]string{

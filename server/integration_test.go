@@ -432,3 +432,23 @@ func TestWebSocket(t *testing.T) {
 		}
 	})
 }
+
+// Prewarm fills the default pool: the first request is a pool hit.
+func TestPrewarm(t *testing.T) {
+	ts := newTestServer(t, nil)
+	if err := ts.srv.Prewarm(t.Context(), "bash"); err != nil {
+		t.Fatal(err)
+	}
+	if st := ts.host.PoolStats(); st.Idle < 1 || st.Hits != 0 {
+		t.Fatalf("after prewarm: %+v", st)
+	}
+	if r := ts.do("POST", "/execute", testMaster, ex("bash", "echo warm")); r.json(t)["stdout"] != "warm" {
+		t.Fatal(string(r.body))
+	}
+	if st := ts.host.PoolStats(); st.Hits != 1 || st.Misses != 0 {
+		t.Fatalf("first request: %+v", st)
+	}
+	if err := ts.srv.Prewarm(t.Context(), "cobol"); err == nil {
+		t.Fatal("prewarm of an unknown runtime")
+	}
+}

@@ -221,3 +221,18 @@ func (s *Server) recover(c *gin.Context) {
 	}()
 	c.Next()
 }
+
+// Prewarm fills the warm pools of the default options for runtimes, so
+// the first ephemeral requests (and CLI runs through a local daemon) are
+// warm too.
+func (s *Server) Prewarm(ctx context.Context, runtimes ...string) error {
+	if len(runtimes) == 0 {
+		return nil
+	}
+	eng, done, err := s.views.get(engineOptions(s.cfg, nil, false))
+	if err != nil {
+		return err
+	}
+	defer done()
+	return eng.Prewarm(ctx, runtimes...)
+}

@@ -149,6 +149,12 @@ func (a *app) serve(ctx context.Context, g *globals, f *serveFlags, authDBGiven 
 	}
 	if err := host.Start(ctx); err != nil {
 		fmt.Fprintf(a.stderr, "[WARN] Backend not reachable yet: %s\n", err)
+	} else if len(cfg.Server.Prewarm) > 0 {
+		go func() {
+			if err := srv.Prewarm(ctx, cfg.Server.Prewarm...); err != nil {
+				srvLog.Warn("prewarm failed", "error", err)
+			}
+		}()
 	}
 
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second}
