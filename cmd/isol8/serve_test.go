@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 )
 
@@ -54,4 +55,45 @@ func TestServePortInUse(t *testing.T) {
 	if r.stderr != want {
 		t.Errorf("stderr = %q, want %q", r.stderr, want)
 	}
+}
+
+// The interactive choice for a port in use: wrong answers are explained,
+// another port is taken, Exit cancels, an empty answer picks a free port.
+func TestServeChoosePort(t *testing.T) {
+	busy, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	port := busy.Addr().(*net.TCPAddr).Port
+	free := freePort(t)
+	run := func(answers string) (l net.Listener, out, errs string, err error) {
+		var o, e strings.Builder
+		a := newApp(strings.NewReader(answers), &o, &e, map[string]string{}, t.TempDir())
+		l, err = a.choosePort(port)
+		return l, o.String(), e.String(), err
+	}
+	l, out, errs, err := run(fmt.Sprintf("9\n1\nabc\n1\n%d\n1\n%d\n", port, free))
+	if err != nil || l.Addr().(*net.TCPAddr).Port != free {
+		t.Fatalf("another port: %v %v", l, err)
+	}
+	l.Close()
+	for _, want := range []string{"[ERR] Invalid selection. Enter 1, 2, or 3.", "[ERR] Invalid port: abc. Expected 1-65535.",
+		fmt.Sprintf("[WARN] Port %d is already in use.", port)} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr lacks %q: %s", want, errs)
+		}
+	}
+	if !strings.Contains(out, "Choose: [1] Enter another port  [2] Find an available port  [3] Exit (default: 2): ") ||
+		!strings.Contains(out, "Enter port (1-65535): ") {
+		t.Errorf("prompts: %q", out)
+	}
+	if _, _, _, err := run("3\n"); err == nil || err.Error() != "[ERR] Server startup cancelled." {
+		t.Fatalf("exit: %v", err)
+	}
+	l, out, _, err = run("\n")
+	if err != nil || !strings.Contains(out, fmt.Sprintf("[INFO] Using available port %d", l.Addr().(*net.TCPAddr).Port)) {
+		t.Fatalf("automatic: %v %q", err, out)
+	}
+	l.Close()
 }
