@@ -59,12 +59,9 @@ const (
 	PoolSecure      = api.PoolSecure
 )
 
-// StartOptions control Engine.Start.
-type StartOptions struct {
-	// Prewarm fills the warm pool of these runtimes' images before Start
-	// returns (building missing images first).
-	Prewarm []string
-}
+// StartOptions control Engine.Start. It is defined in package api so that
+// a remote client implements Engine without importing the engine.
+type StartOptions = api.StartOptions
 
 // Engine executes code in sandboxes. It is safe for concurrent use; at most
 // MaxConcurrent executions of its host run at once and the rest wait their

@@ -95,7 +95,9 @@ type Exit struct {
 
 // Signal asks the agent to kill the process group of request ID.
 type Signal struct {
-	Signal string `json:"signal"` // "KILL" or "TERM"
+	// "INT" and "TERM" are delivered to the group (the program may handle
+	// them); anything else ("KILL") kills it.
+	Signal string `json:"signal"`
 }
 
 // PutFile starts a file upload; the data follows in TypeFileData frames with

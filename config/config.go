@@ -56,6 +56,10 @@ type Config struct {
 	// Driver is the container backend: "containerd" or "docker"; empty
 	// means containerd.
 	Driver string `json:"driver,omitempty"`
+	// Server is the REST server's section; Host is the server `isol8 run`
+	// sends runs to when --host and ISOL8_HOST are absent.
+	Server Server `json:"server"`
+	Host   string `json:"host,omitempty"`
 
 	// Bounds on what one request may ask, whatever its client. Zero (unset)
 	// means the engine's defaults: 1 hour, 32 paths, 64 MiB.
@@ -222,6 +226,7 @@ func Defaults() *Config {
 		PrebuiltImages: []PrebuiltImage{},
 		Containerd:     Containerd{Runtime: "runc"},
 		Images:         Images{Source: "build"},
+		Server:         DefaultServer(),
 		set:            map[string]bool{},
 	}
 }

@@ -128,7 +128,9 @@ func TestDefaultsJSON(t *testing.T) {
   "debug": false,
   "prebuiltImages": [],
   "containerd": {"runtime": "runc"},
-  "images": {"source": "build"}
+  "images": {"source": "build"},
+  "server": {"allowClientOverrides": true, "maxQueue": 100, "queueTimeoutMs": 60000,
+             "maxBodyBytes": 33554432, "maxSessions": 1000, "prewarm": []}
 }`
 	if got := asMap(t, c); !reflect.DeepEqual(got, jsonValue(t, want)) {
 		data, _ := c.JSON()

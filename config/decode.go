@@ -71,6 +71,8 @@ func (c *Config) merge(data []byte) error {
 		func() error { return d.section(top, "containerd", c.mergeContainerd) },
 		func() error { return d.section(top, "images", c.mergeImages) },
 		func() error { return d.prebuiltImages(top, &c.PrebuiltImages) },
+		func() error { return d.section(top, "server", c.mergeServer) },
+		func() error { return d.str(top, "", "host", &c.Host) },
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -485,6 +487,7 @@ func (c *Config) validate() error {
 		nonEmpty("containerd.runtime", c.Containerd.Runtime),
 		oneOf("images.source", c.Images.Source, "build", "registry"),
 		optionalOneOf("driver", c.Driver, "containerd", "docker"),
+		c.validateServer(),
 	}
 	return first(checks...)
 }

@@ -60,6 +60,8 @@ func (c *Config) Weakening() []string {
 	add(c.Audit.PostLogScript != d.Audit.PostLogScript, "audit.postLogScript")
 	// Where the runtime images every user runs come from.
 	add(len(c.Images.Registry) > 0, "images.registry")
+	// host sends every run (its code and API key) to another machine.
+	add(c.Host != d.Host, "host")
 	return keys
 }
 

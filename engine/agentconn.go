@@ -158,17 +158,30 @@ type outputFunc func(stream agent.Type, data []byte)
 // still reports its exit). hostDeadline bounds how long the agent may take to
 // report at all; past it the sandbox is considered broken.
 func (c *agentConn) exec(ctx context.Context, req agent.Exec, stdin []byte, hostDeadline time.Duration, out outputFunc) (agent.Exit, error) {
+	return c.execInput(ctx, req, stdin, nil, hostDeadline, out)
+}
+
+// execInput is exec with an optional Input whose stdin data and signals
+// are forwarded while the process runs; stdin then stays open until the
+// Input closes it.
+func (c *agentConn) execInput(ctx context.Context, req agent.Exec, stdin []byte, in *Input, hostDeadline time.Duration, out outputFunc) (agent.Exit, error) {
 	id, ch := c.open()
 	defer c.release(id)
-	req.Stdin = stdin != nil
+	req.Stdin = stdin != nil || in != nil
 	if err := c.w.WriteJSON(agent.TypeExec, id, req); err != nil {
 		return agent.Exit{}, fmt.Errorf("%w: %v", errAgentGone, err)
 	}
-	if stdin != nil {
+	if len(stdin) > 0 {
 		// The agent queues stdin, so this never waits on the program.
 		if err := c.w.Write(agent.TypeStdin, id, stdin); err != nil {
 			return agent.Exit{}, fmt.Errorf("%w: %v", errAgentGone, err)
 		}
+	}
+	if in != nil {
+		stop := make(chan struct{})
+		defer func() { close(stop); in.finish() }()
+		go c.pump(id, in, stop)
+	} else if stdin != nil {
 		if err := c.w.Write(agent.TypeStdinEOF, id, nil); err != nil {
 			return agent.Exit{}, fmt.Errorf("%w: %v", errAgentGone, err)
 		}

@@ -42,6 +42,7 @@ func (h *Host) logStep(step, id string, t0 time.Time, err error) {
 
 // logAcquire records whether an execution found a ready sandbox.
 func (h *Host) logAcquire(image, id string, hit bool, t0 time.Time) {
+	h.stats.count(hit)
 	if !h.debugOn() {
 		return
 	}

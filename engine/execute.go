@@ -52,6 +52,10 @@ func (e *Engine) Execute(ctx context.Context, req Request) (*Result, error) {
 // are returned before any event. Cancelling ctx kills the program and
 // releases the sandbox; the consumer must drain the channel or cancel ctx.
 func (e *Engine) ExecuteStream(ctx context.Context, req Request) (<-chan Event, error) {
+	return e.executeStream(ctx, req, nil)
+}
+
+func (e *Engine) executeStream(ctx context.Context, req Request, in *Input) (<-chan Event, error) {
 	start := time.Now()
 	req, src, err := e.resolveRemote(ctx, req)
 	if err != nil {
@@ -63,6 +67,7 @@ func (e *Engine) ExecuteStream(ctx context.Context, req Request) (<-chan Event, 
 		e.auditExec(ctx, start, req, src, nil, nil, err)
 		return nil, err
 	}
+	p.input = in
 	ch := make(chan Event, 64)
 	s := newStreamSink(ctx, ch, e.opts.Secrets)
 	go func() {
@@ -196,7 +201,7 @@ func (e *Engine) run(ctx context.Context, sb *sandbox, p *plan, s sink) (*Result
 	if e.opts.Audit.TrackResources() {
 		cg = startCgroupSample(sb.id)
 	}
-	exit, err := sb.conn.exec(ctx, ex, p.stdin, hostDeadline(p.timeout), func(t agent.Type, b []byte) {
+	exit, err := sb.conn.execInput(ctx, ex, p.stdin, p.input, hostDeadline(p.timeout), func(t agent.Type, b []byte) {
 		s.output(PhaseCode, t, b)
 	})
 	p.cgroup = cg.finish()

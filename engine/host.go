@@ -90,6 +90,7 @@ type Host struct {
 	pools   map[string]*pool    // poolKey → pool
 	views   map[*Engine]struct{}
 	imageMu sync.Mutex // serialises image builds
+	stats   poolStats  // warm-pool hits and misses (stats.go)
 }
 
 // NewHost validates o and returns a host. It does not touch the backend

@@ -33,6 +33,7 @@ type plan struct {
 	dir      string
 	timeout  time.Duration
 	stdin    []byte
+	input    *Input // streamed stdin and signals (ExecuteInteractive)
 	install  []string
 	setup    string
 	// imageSetup is the image's own setup script (custom images), run

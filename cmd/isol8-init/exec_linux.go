@@ -314,6 +314,17 @@ func (ex *execution) kill(all bool) {
 	}
 }
 
+// signal sends sig to the process group (when it has started) without
+// marking the execution killed: the program may handle it.
+func (ex *execution) signal(sig syscall.Signal) {
+	ex.stateMu.Lock()
+	pgid := ex.pgid
+	ex.stateMu.Unlock()
+	if pgid > 0 {
+		_ = syscall.Kill(-pgid, sig)
+	}
+}
+
 // started records the forked process group and kills it at once when a
 // kill arrived while it was being started.
 func (ex *execution) started(pid int) {

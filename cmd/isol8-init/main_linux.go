@@ -132,7 +132,16 @@ func (a *agentState) dispatch(f agent.Frame) {
 		ex := a.running
 		a.mu.Unlock()
 		if ex != nil && ex.id == f.ID {
-			ex.kill(false)
+			var sig agent.Signal
+			_ = f.Decode(&sig)
+			switch sig.Signal {
+			case "INT":
+				ex.signal(syscall.SIGINT)
+			case "TERM":
+				ex.signal(syscall.SIGTERM)
+			default:
+				ex.kill(false)
+			}
 		}
 	case agent.TypePutFile:
 		var req agent.PutFile

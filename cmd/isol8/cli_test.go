@@ -116,27 +116,6 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
-// Later-issue commands are registered but refuse to run.
-func TestNotAvailableYet(t *testing.T) {
-	for _, tc := range []struct {
-		args    []string
-		command string
-	}{
-		{[]string{"serve", "--key", "k"}, "serve"},
-		{[]string{"session", "list", "--host", "http://h"}, "session list"},
-		{[]string{"session", "stop", "s1", "--host", "http://h"}, "session stop"},
-	} {
-		t.Run(tc.command, func(t *testing.T) {
-			r := newHarness(t).run(tc.args...)
-			wantCode(t, r, 1)
-			want := "[ERR] " + tc.command + " is not available yet in this build\n"
-			if r.stderr != want {
-				t.Errorf("stderr = %q, want %q", r.stderr, want)
-			}
-		})
-	}
-}
-
 // Debug header (surface.md §1): with --debug (before or after the command)
 // or config debug, on stderr.
 func TestDebugHeader(t *testing.T) {

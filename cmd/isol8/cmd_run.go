@@ -73,7 +73,7 @@ func (a *app) runCommand(g *globals) *cobra.Command {
 	strFlag(fs, &f.gist, "gist", "", "gistId/file.ext", "fetch the code from a GitHub gist")
 	strFlag(fs, &f.hash, "hash", "", "sha256", "expected SHA-256 of fetched code")
 	fs.BoolVar(&f.insecureURL, "allow-insecure-code-url", false, "permit http:// code URLs for this run")
-	strFlag(fs, &f.host, "host", "", "url", "run on a remote isol8 server")
+	strFlag(fs, &f.host, "host", "", "url", "run on an isol8 server: http(s)://host:port or unix:///path (default: $ISOL8_HOST, config host)")
 	strFlag(fs, &f.key, "key", "", "key", "API key for --host (default: $ISOL8_API_KEY, then `isol8 login` credentials)")
 	fs.BoolVar(&f.noStream, "no-stream", false, "buffer the output and print it when the run ends")
 	fs.BoolVar(&f.persist, "persist", false, "leave the container running after the run (for debugging; `isol8 cleanup` removes it)")
@@ -97,6 +97,7 @@ func (a *app) runCode(ctx context.Context, g *globals, f *runFlags, file string)
 		return err
 	}
 	f.debugOption = g.debugOn()
+	f.host = a.remoteHost(f.host, g.cfg)
 	if f.sessionID != "" && f.host == "" {
 		return errf("--session-id requires --host (remote server). Session IDs are managed by the server.")
 	}
@@ -141,10 +142,7 @@ func (a *app) runCode(ctx context.Context, g *globals, f *runFlags, file string)
 	}
 
 	if f.host != "" {
-		if _, err := a.resolveAPIKey(f.host, f.key); err != nil {
-			return err
-		}
-		return errf("Remote execution (--host) is not available yet in this build")
+		return a.runRemote(ctx, f, opts, req)
 	}
 
 	// Signals stay caught until the engine has stopped: the deferred Stop

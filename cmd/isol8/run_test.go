@@ -2,12 +2,16 @@ package main
 
 import (
 	"errors"
+	"io"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -474,28 +478,50 @@ func TestRunEngineOptions(t *testing.T) {
 // Items 8, 9 and 20: remote mode resolves the API key, then reports that
 // remote execution is not available yet.
 func TestRunRemote(t *testing.T) {
-	const notYet = "[ERR] Remote execution (--host) is not available yet in this build\n"
 	const keyRequired = "[ERR] API key required. Use --key, ISOL8_API_KEY env var, or `isol8 login`.\n"
 	const expired = "[WARN] Stored credentials have expired. Run `isol8 login` to re-authenticate.\n"
+	// A stand-in server on loopback records the key it was given and
+	// answers every stream with exit 0 (key resolution is the CLI's logic;
+	// the real server is tested in package server).
+	var mu sync.Mutex
+	var gotKey string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		gotKey = strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		mu.Unlock()
+		switch r.URL.Path {
+		case "/execute/stream":
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "data: {\"type\":\"stdout\",\"data\":\"1\\n\"}\n\ndata: {\"type\":\"exit\",\"data\":\"0\"}\n\n")
+		case "/session/s1", "/execute":
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"ok":true}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	host := srv.URL
 	future := `"2026-03-02T12:00:00.000Z"`
 	past := `"2026-02-28T12:00:00.000Z"`
 	for _, tc := range []struct {
-		name  string
-		creds string // credentials.json, "" for none
-		env   string // ISOL8_API_KEY
-		args  []string
-		want  string
+		name    string
+		creds   string // credentials.json, "" for none
+		env     string // ISOL8_API_KEY
+		args    []string
+		want    string // stderr
+		wantKey string // key the server got ("" when refused locally)
 	}{
-		{"no key", "", "", []string{"--host", "http://localhost:9999", "--no-stream"}, keyRequired},
-		{"empty env key", "", "", []string{"--host", "http://localhost:9999"}, keyRequired},
-		{"flag key", "", "", []string{"--host", "http://h", "--key", "k"}, notYet},
-		{"env key", "", "envkey", []string{"--host", "http://h"}, notYet},
-		{"stored for host", `{"host":"http://h","token":"t","expiresAt":` + future + `}`, "", []string{"--host", "http://h/"}, notYet},
-		{"stored with slash", `{"host":"http://h/","token":"t","expiresAt":` + future + `}`, "", []string{"--host", "http://h"}, notYet},
-		{"stored epoch ms", `{"host":"http://h","token":"t","expiresAt":1900000000000}`, "", []string{"--host", "http://h"}, notYet},
-		{"stored for another host", `{"host":"http://other","token":"t","expiresAt":` + future + `}`, "", []string{"--host", "http://h"}, keyRequired},
-		{"stored expired", `{"host":"http://h","token":"t","expiresAt":` + past + `}`, "", []string{"--host", "http://h"}, expired + keyRequired},
-		{"session id with host", "", "", []string{"--host", "http://h", "--key", "k", "--session-id", "s1"}, notYet},
+		{"no key", "", "", []string{"--host", "http://localhost:9999", "--no-stream"}, keyRequired, ""},
+		{"empty env key", "", "", []string{"--host", "http://localhost:9999"}, keyRequired, ""},
+		{"flag key", "", "", []string{"--host", host, "--key", "k"}, "", "k"},
+		{"env key", "", "envkey", []string{"--host", host}, "", "envkey"},
+		{"stored for host", `{"host":"` + host + `","token":"t","expiresAt":` + future + `}`, "", []string{"--host", host + "/"}, "", "t"},
+		{"stored with slash", `{"host":"` + host + `/","token":"t","expiresAt":` + future + `}`, "", []string{"--host", host}, "", "t"},
+		{"stored epoch ms", `{"host":"` + host + `","token":"t","expiresAt":1900000000000}`, "", []string{"--host", host}, "", "t"},
+		{"stored for another host", `{"host":"http://other","token":"t","expiresAt":` + future + `}`, "", []string{"--host", host}, keyRequired, ""},
+		{"stored expired", `{"host":"` + host + `","token":"t","expiresAt":` + past + `}`, "", []string{"--host", host}, expired + keyRequired, ""},
+		{"session id with host", "", "", []string{"--host", host, "--key", "k", "--session-id", "s1"}, "[Run] Session ID: s1\n", "k"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
@@ -503,11 +529,26 @@ func TestRunRemote(t *testing.T) {
 				write(t, h.home, ".isol8/credentials.json", tc.creds)
 			}
 			h.env["ISOL8_API_KEY"] = tc.env
+			mu.Lock()
+			gotKey = ""
+			mu.Unlock()
 			r := h.run(append([]string{"run", "-e", "print(1)"}, tc.args...)...)
-			wantCode(t, r, 1)
+			if tc.wantKey == "" {
+				wantCode(t, r, 1)
+			} else {
+				wantCode(t, r, 0)
+				if r.stdout != "1\n" {
+					t.Errorf("stdout = %q", r.stdout)
+				}
+			}
 			if r.stderr != tc.want {
 				t.Errorf("stderr = %q, want %q", r.stderr, tc.want)
 			}
+			mu.Lock()
+			if gotKey != tc.wantKey {
+				t.Errorf("server got key %q, want %q", gotKey, tc.wantKey)
+			}
+			mu.Unlock()
 			if h.engines != 0 {
 				t.Error("a local engine was built for --host")
 			}

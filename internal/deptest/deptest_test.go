@@ -86,6 +86,10 @@ func TestForbiddenArrows(t *testing.T) {
 		{module + "/image", module + "/driver/containerd", "the image builder knows no backend"},
 		{module + "/engine", module + "/driver/docker", "the engine knows backends only through driver.Driver, injected where the process is wired"},
 		{module + "/image", module + "/driver/docker", "the image builder knows no backend"},
+		{module + "/client", "github.com/containerd", "the remote client stays light: no container code"},
+		{module + "/client", module + "/engine", "the remote client speaks HTTP, not the engine"},
+		{module + "/client", module + "/driver", "the remote client knows no backend"},
+		{module + "/client", "github.com/seccomp", "the remote client needs no libseccomp"},
 	} {
 		all, _ := deps(t, rule.pkg)
 		for _, d := range all {
