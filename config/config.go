@@ -78,6 +78,11 @@ type ExecDefaults struct {
 type Network struct {
 	Whitelist []string `json:"whitelist"`
 	Blacklist []string `json:"blacklist"`
+	// AllowPrivateDestinations lets the filtered network's proxy reach
+	// loopback, private and link-local addresses (off: the SSRF guard
+	// refuses them). It weakens the sandbox, so only a trusted file may set
+	// it.
+	AllowPrivateDestinations bool `json:"allowPrivateDestinations,omitempty"`
 }
 
 // Cleanup controls server session pruning ("cleanup" section).

@@ -105,6 +105,7 @@ func (c *Config) mergeNetwork(d *decoder, m map[string]any) error {
 	return first(
 		d.strings(m, s, "whitelist", &c.Network.Whitelist),
 		d.strings(m, s, "blacklist", &c.Network.Blacklist),
+		d.boolean(m, s, "allowPrivateDestinations", &c.Network.AllowPrivateDestinations),
 	)
 }
 

@@ -30,8 +30,8 @@ const (
 // Weakening returns the dotted keys whose values in c weaken the sandbox or
 // choose what runs on the host as root: another containerd socket or OCI
 // runtime binary, a seccomp mode other than strict, a custom profile path,
-// the host id range of sandboxes, host networking, a writable root
-// filesystem. A key set to its built-in
+// the host id range of sandboxes, host networking, a filtered network that
+// may reach private addresses, a writable root filesystem. A key set to its built-in
 // default is not listed.
 func (c *Config) Weakening() []string {
 	d := Defaults()
@@ -48,6 +48,7 @@ func (c *Config) Weakening() []string {
 	// The host ids sandboxes run as, and where their allocation is kept.
 	add(c.Security.UserNS.Effective() != (*UserNS)(nil).Effective(), "security.userns")
 	add(c.Defaults.Network == "host", "defaults.network")
+	add(c.Network.AllowPrivateDestinations, "network.allowPrivateDestinations")
 	add(!c.Defaults.ReadonlyRootFs, "defaults.readonlyRootFs")
 	return keys
 }

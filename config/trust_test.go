@@ -16,17 +16,19 @@ import (
 // write it; an explicit --config file always can.
 func TestTrust(t *testing.T) {
 	weakening := map[string]string{
-		"containerd.runtime":         `{"containerd":{"runtime":"/tmp/evil"}}`,
-		"containerd.address":         `{"containerd":{"address":"/tmp/evil.sock"}}`,
-		"security.seccomp":           `{"security":{"seccomp":"unconfined"}}`,
-		"security.customProfilePath": `{"security":{"seccomp":"custom","customProfilePath":"/tmp/p.json"}}`,
-		"defaults.network":           `{"defaults":{"network":"host"}}`,
-		"security.userns":            `{"security":{"userns":{"base":2000000}}}`,
-		"defaults.readonlyRootFs":    `{"defaults":{"readonlyRootFs":false}}`,
+		"containerd.runtime":               `{"containerd":{"runtime":"/tmp/evil"}}`,
+		"containerd.address":               `{"containerd":{"address":"/tmp/evil.sock"}}`,
+		"security.seccomp":                 `{"security":{"seccomp":"unconfined"}}`,
+		"security.customProfilePath":       `{"security":{"seccomp":"custom","customProfilePath":"/tmp/p.json"}}`,
+		"defaults.network":                 `{"defaults":{"network":"host"}}`,
+		"security.userns":                  `{"security":{"userns":{"base":2000000}}}`,
+		"defaults.readonlyRootFs":          `{"defaults":{"readonlyRootFs":false}}`,
+		"network.allowPrivateDestinations": `{"network":{"allowPrivateDestinations":true}}`,
 	}
 	harmless := []string{
 		`{"security":{"seccomp":"strict"},"containerd":{"runtime":"runc"},"defaults":{"network":"none","readonlyRootFs":true}}`,
 		`{"maxConcurrent":3,"defaults":{"memoryLimit":"1g"}}`,
+		`{"network":{"allowPrivateDestinations":false,"whitelist":["a"]}}`,
 	}
 	uid := os.Getuid()
 

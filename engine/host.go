@@ -9,6 +9,7 @@ import (
 	"github.com/isol8/isol8/api"
 	"github.com/isol8/isol8/driver"
 	"github.com/isol8/isol8/internal/initbin"
+	"github.com/isol8/isol8/netguard"
 )
 
 // HostOptions are the operator's settings of a host: the backend and host
@@ -44,6 +45,12 @@ type HostOptions struct {
 	// custom mode gets; empty refuses the custom mode to sessions. Views
 	// made with NewEngine name their own.
 	CustomProfilePath string
+	// AllowPrivateDestinations opens the filtered network's SSRF guard for
+	// loopback, private and link-local destinations (internal services,
+	// tests). Operator only: clients cannot set it.
+	AllowPrivateDestinations bool
+	// Resolver looks up the proxy's upstream names; nil is the system's.
+	Resolver netguard.Resolver
 }
 
 // Host is the long-lived, shared part of a process's sandboxes: the driver
@@ -115,6 +122,7 @@ func (o Options) HostOptions() HostOptions {
 		NewDriver: o.NewDriver, Containerd: o.Containerd, UserNS: o.UserNS, InitPath: o.InitPath,
 		Logger: o.Logger, Progress: o.Progress, MaxConcurrent: o.MaxConcurrent,
 		MaxTimeoutMs: o.MaxTimeoutMs, MaxOutputPaths: o.MaxOutputPaths, MaxOutputFilesBytes: o.MaxOutputFilesBytes,
+		AllowPrivateDestinations: o.AllowPrivateDestinations, Resolver: o.Resolver,
 	}
 	if o.Security != nil {
 		h.CustomProfilePath = o.Security.CustomProfilePath
@@ -186,6 +194,7 @@ func (h *Host) bound(o *Options) error {
 	}
 	o.MaxConcurrent = h.opts.MaxConcurrent
 	o.NewDriver, o.Containerd, o.UserNS, o.InitPath = h.opts.NewDriver, h.opts.Containerd, h.opts.UserNS, h.opts.InitPath
+	o.AllowPrivateDestinations, o.Resolver = h.opts.AllowPrivateDestinations, h.opts.Resolver
 	return nil
 }
 

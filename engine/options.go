@@ -7,6 +7,7 @@ import (
 
 	"github.com/isol8/isol8/api"
 	"github.com/isol8/isol8/driver"
+	"github.com/isol8/isol8/netguard"
 )
 
 // Network modes.
@@ -80,6 +81,16 @@ type Options struct {
 	Progress io.Writer `json:"-"`
 	// OnKeep is told about each sandbox left running because of Persist.
 	OnKeep func(KeptSandbox) `json:"-"`
+	// OnSecurityEvent is told about each refusal of the filtered network
+	// as it happens (the audit log's hook); buffered results carry them in
+	// Result.SecurityEvents too.
+	OnSecurityEvent func(api.SecurityEvent) `json:"-"`
+	// AllowPrivateDestinations lets the filtered network's proxy reach
+	// loopback, private and link-local addresses (operator setting).
+	AllowPrivateDestinations bool `json:"-"`
+	// Resolver looks up the proxy's upstream names; nil is the system's
+	// (tests plug theirs in).
+	Resolver netguard.Resolver `json:"-"`
 }
 
 // DriverFactory connects a backend; log is the engine's logger.

@@ -161,6 +161,7 @@ func (e *Engine) plan(req Request) (*plan, error) {
 	p.env = append(p.env, base...)
 	p.env = appendMap(p.env, e.opts.Secrets)
 	p.env = appendMap(p.env, req.Env)
+	p.env = append(p.env, e.networkEnv()...)
 	p.setupEnv = append(p.setupEnv, p.env...)
 	p.setupEnv = append(p.setupEnv, "PATH="+runtimes.SetupPath())
 	return p, nil
@@ -249,7 +250,6 @@ const (
 	TextAgentNotYet      = "The agent runtime is not available yet in this build"
 	TextInstallNotYet    = "Package installs are not available yet in this build (they need the filtered network)"
 	TextRemoteCodeNotYet = "Remote code (--url, --github, --gist, codeUrl) is not available yet in this build"
-	TextFilteredNotYet   = "Network mode \"filtered\" is not available yet in this build"
 )
 
 // explainStart turns the agent's bare "start <cmd>: no such file or

@@ -18,14 +18,13 @@ var (
 	errAgentNotYet    = errf("%s", engine.TextAgentNotYet)
 	errInstallNotYet  = errf("%s", engine.TextInstallNotYet)
 	errURLNotYet      = errf("%s", engine.TextRemoteCodeNotYet)
-	errFilteredNotYet = errf("%s", engine.TextFilteredNotYet)
 )
 
 // unbuiltRunFlags are accepted (scripts that pass them get the refusal
 // above, not "unknown option") but hidden from --help until they work.
 var unbuiltRunFlags = []string{
-	"allow", "deny", "install", "url", "github", "gist", "hash", "allow-insecure-code-url",
-	"host", "key", "session-id", "log-network", "agent-flags",
+	"install", "url", "github", "gist", "hash", "allow-insecure-code-url",
+	"host", "key", "session-id", "agent-flags",
 }
 
 // minMemory is the smallest --memory a sandbox starts and runs a program
@@ -138,8 +137,6 @@ func refuseUnbuilt(f *runFlags, src source, network string) error {
 		return errAgentNotYet
 	case len(f.install) > 0:
 		return errInstallNotYet
-	case network == engine.NetworkFiltered:
-		return errFilteredNotYet
 	}
 	return nil
 }

@@ -48,7 +48,7 @@ func (a *app) runCommand(g *globals) *cobra.Command {
 	fs := c.Flags()
 	strFlag(fs, &f.eval, "eval", "e", "code", "inline code to run")
 	strFlag(fs, &f.runtime, "runtime", "r", "name", "runtime: "+strings.Join(runtimes.Available(), ", ")+" (default: detected, else python)")
-	strFlag(fs, &f.net, "net", "", "mode", "network mode: none, host (default: config defaults.network, else none)")
+	strFlag(fs, &f.net, "net", "", "mode", "network mode: none, host, filtered (default: config defaults.network, else none)")
 	strsFlag(fs, &f.allow, "allow", "", "regex", "allow hosts matching regex in filtered mode (repeatable; replaces config network.whitelist)")
 	strsFlag(fs, &f.deny, "deny", "", "regex", "deny hosts matching regex in filtered mode (repeatable; replaces config network.blacklist)")
 	strFlag(fs, &f.out, "out", "", "file", "write the final stdout to a local file (requires --no-stream)")

@@ -111,7 +111,6 @@ func TestRunUnbuiltRefused(t *testing.T) {
 		{[]string{"--url", "https://h/a.py"}, "[ERR] Remote code (--url, --github, --gist, codeUrl) is not available yet in this build\n"},
 		{[]string{"--github", "o/r/main/s.py"}, "[ERR] Remote code (--url, --github, --gist, codeUrl) is not available yet in this build\n"},
 		{[]string{"--gist", "id/f.js"}, "[ERR] Remote code (--url, --github, --gist, codeUrl) is not available yet in this build\n"},
-		{[]string{"-e", "1", "--net", "filtered"}, "[ERR] Network mode \"filtered\" is not available yet in this build\n"},
 	} {
 		h := newHarness(t)
 		write(t, h.cwd, "prompt.txt", "say hi")
@@ -127,10 +126,16 @@ func TestRunHelpHidesUnbuilt(t *testing.T) {
 	h := newHarness(t)
 	r := h.run("run", "--help")
 	wantCode(t, r, 0)
-	for _, hidden := range []string{"--install", "--url", "--github", "--gist", "--hash", "--allow ", "--deny", "--log-network",
-		"--agent-flags", "--host", "--key", "--session-id", "agent", "filtered"} {
+	for _, hidden := range []string{"--install", "--url", "--github", "--gist", "--hash",
+		"--agent-flags", "--host", "--key", "--session-id", "agent"} {
 		if strings.Contains(r.stdout, hidden) {
 			t.Errorf("run --help shows %q:\n%s", hidden, r.stdout)
+		}
+	}
+	// The filtered network is built: its flags are shown.
+	for _, shown := range []string{"--allow <regex>", "--deny <regex>", "--log-network", "none, host, filtered"} {
+		if !strings.Contains(r.stdout, shown) {
+			t.Errorf("run --help does not show %q:\n%s", shown, r.stdout)
 		}
 	}
 }
