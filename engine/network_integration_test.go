@@ -10,8 +10,13 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/isol8/isol8/api"
+	"github.com/isol8/isol8/netns"
 )
 
 // testResolver is the DNS of the tests' proxies: names ending in .isol8.test
@@ -110,4 +115,277 @@ func TestNetworkFilteredAllowDeny(t *testing.T) {
 		t.Fatalf("stdout:\n%s\nstderr: %s\nwant:\n%s", res.Stdout, res.Stderr, strings.Join(want, "\n"))
 	}
 	t.Logf("logs: %+v", res.NetworkLogs)
+}
+
+// probePy tries every way out of the sandbox but the proxy and prints one
+// line per attempt: "blocked <what>: <error>" or "LEAK <what>".
+const probePy = `
+import socket, time
+def attempt(what, fn):
+    t0 = time.time()
+    try:
+        fn()
+        print("LEAK", what)
+    except Exception as e:
+        print("blocked %s (%.1fs): %s" % (what, time.time() - t0, type(e).__name__))
+def tcp(host, port, fam=socket.AF_INET):
+    s = socket.socket(fam, socket.SOCK_STREAM); s.settimeout(3)
+    try: s.connect((host, port))
+    finally: s.close()
+def udp(host, port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
+    try:
+        s.connect((host, port)); s.send(b"x"); s.recv(10)
+    finally: s.close()
+def raw():
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); s.settimeout(3)
+    try:
+        s.sendto(b"\x08\x00\xf7\xff\x00\x00\x00\x00", ("10.0.0.1", 0)); s.recvfrom(10)
+    finally: s.close()
+attempt("tcp 127.0.0.1:PORT", lambda: tcp("127.0.0.1", PORT))
+attempt("tcp [::1]:PORT", lambda: tcp("::1", PORT, socket.AF_INET6))
+attempt("tcp 10.0.0.1:80", lambda: tcp("10.0.0.1", 80))
+attempt("tcp 2001:db8::1:80", lambda: tcp("2001:db8::1", 80, socket.AF_INET6))
+attempt("udp 10.0.0.1:53", lambda: udp("10.0.0.1", 53))
+attempt("udp 127.0.0.1:PORT", lambda: udp("127.0.0.1", PORT))
+attempt("raw icmp", raw)
+attempt("dns", lambda: socket.getaddrinfo("allowed.isol8.test", 80))
+print("interfaces", sorted(l.split(":")[0].strip() for l in open("/proc/net/dev").readlines()[2:]))
+`
+
+func probeCode(port string) string { return strings.ReplaceAll(probePy, "PORT", port) }
+
+func checkProbe(t *testing.T, res *Result) {
+	t.Helper()
+	t.Logf("probe:\n%s", res.Stdout)
+	got := lines(res.Stdout)
+	if len(got) != 9 || strings.Contains(res.Stdout, "LEAK") || got[8] != "interfaces ['lo']" {
+		t.Fatalf("probe:\n%s\nstderr: %s", res.Stdout, res.Stderr)
+	}
+	for _, l := range got[:8] {
+		// Fast failures: nothing out there to wait for.
+		if !strings.Contains(l, "(0.") && !strings.Contains(l, "(1.") {
+			t.Errorf("slow failure: %s", l)
+		}
+	}
+}
+
+// none: only lo, and nothing anywhere answers, fast.
+func TestNetworkNoneOnlyLoopback(t *testing.T) {
+	srv := startNetServers(t)
+	e := newTestEngine(t, Options{Network: NetworkNone, LogNetwork: true})
+	mustHaveImage(t, e, "python")
+	res := runPy(t, e, probeCode(srv.httpPort))
+	checkProbe(t, res)
+	if res.NetworkLogs != nil {
+		t.Errorf("network none has networkLogs: %+v", res.NetworkLogs)
+	}
+}
+
+// filtered: the proxy is the only way out; the sandbox's 127.0.0.1 is its
+// own, so the host's test server is not reachable directly.
+func TestNetworkFilteredNoBypass(t *testing.T) {
+	srv := startNetServers(t)
+	h := newTestHost(t, HostOptions{AllowPrivateDestinations: true, Resolver: testResolver{}})
+	e := hostView(t, h, filteredOpts(nil, nil))
+	mustHaveImage(t, e, "python")
+	res := runPy(t, e, probeCode(srv.httpPort))
+	checkProbe(t, res)
+	// The same sandbox reaches the server through the proxy.
+	res = runPy(t, e, fetchCode("http://allowed.isol8.test:"+srv.httpPort+"/x"))
+	if strings.TrimSpace(res.Stdout) != "200 hello allowed.isol8.test /x" {
+		t.Fatalf("through the proxy: %q %q", res.Stdout, res.Stderr)
+	}
+	// From the host side too: the namespace holds lo only.
+	var sb *sandbox
+	h.mu.Lock()
+	for _, s := range h.live {
+		sb = s
+	}
+	h.mu.Unlock()
+	if sb == nil || sb.netns == "" {
+		t.Fatal("no pooled filtered sandbox with a namespace")
+	}
+	links, err := netns.Links(sb.netns)
+	if err != nil || !slices.Equal(links, []string{"lo"}) {
+		t.Fatalf("links in %s: %v %v", sb.netns, links, err)
+	}
+}
+
+// With the SSRF guard on (the default), the proxy refuses every spelling
+// of an internal destination, on the address it would dial.
+func TestNetworkFilteredSSRFGuard(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	t.Cleanup(srv.Close)
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	h := newTestHost(t, HostOptions{Resolver: testResolver{}})
+	e := hostView(t, h, filteredOpts(nil, nil))
+	mustHaveImage(t, e, "python")
+	hosts := []string{"127.0.0.1", "10.0.0.1", "169.254.169.254", "[::1]", "[::ffff:127.0.0.1]", "2130706433", "0x7f.1", "rebind.isol8.test"}
+	var urls []string
+	for _, hst := range hosts {
+		urls = append(urls, "http://"+hst+":"+port+"/")
+	}
+	urls = append(urls, "https://rebind.isol8.test:"+port+"/")
+	res := runPy(t, e, fetchCode(urls...))
+	got := lines(res.Stdout)
+	if len(got) != len(urls) {
+		t.Fatalf("stdout:\n%s\nstderr: %s", res.Stdout, res.Stderr)
+	}
+	for i, l := range got[:len(hosts)] {
+		if !strings.HasPrefix(l, "403 isol8: request to ") || !strings.Contains(l, "blocked: private destination") {
+			t.Errorf("%s: %q, want a 403 from the guard", urls[i], l)
+		}
+	}
+	if last := got[len(got)-1]; !strings.Contains(last, "Tunnel connection failed: 403") {
+		t.Errorf("CONNECT to a name resolving to loopback: %q", last)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the test server was reached %d times", n)
+	}
+	if len(res.SecurityEvents) != len(urls) || res.SecurityEvents[0].Details["reason"] != "private_destination" {
+		t.Fatalf("security events: %+v", res.SecurityEvents)
+	}
+}
+
+// sniPy opens a CONNECT tunnel by hand and runs TLS with the given server
+// name over it.
+const sniPy = `
+import socket, ssl
+def tls(target, sni):
+    s = socket.create_connection(("127.0.0.1", 8118), timeout=10)
+    s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target)).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    status = head.split(b" ")[1].decode()
+    if status != "200":
+        return "status " + status
+    ctx = ssl._create_unverified_context()
+    try:
+        t = ctx.wrap_socket(s, server_hostname=sni)
+        t.sendall(b"GET /sni HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        return "reached " + t.recv(4096).decode().split("\r\n")[0]
+    except Exception as e:
+        return "refused " + type(e).__name__
+print(tls(TARGET, "front.isol8.test"))
+print(tls(TARGET, "hidden.isol8.test"))
+`
+
+func TestNetworkFilteredSNIMismatch(t *testing.T) {
+	srv := startNetServers(t)
+	h := newTestHost(t, HostOptions{AllowPrivateDestinations: true, Resolver: testResolver{}})
+	var mu sync.Mutex
+	var hooked []api.SecurityEvent
+	o := filteredOpts(nil, nil)
+	o.OnSecurityEvent = func(ev api.SecurityEvent) { mu.Lock(); hooked = append(hooked, ev); mu.Unlock() }
+	e := hostView(t, h, o)
+	mustHaveImage(t, e, "python")
+	code := strings.ReplaceAll(sniPy, "TARGET", `"front.isol8.test:`+srv.tlsPort+`"`)
+	res := runPy(t, e, code)
+	got := lines(res.Stdout)
+	if len(got) != 2 || got[0] != "reached HTTP/1.1 200 OK" || !strings.HasPrefix(got[1], "refused ") {
+		t.Fatalf("stdout:\n%s\nstderr: %s", res.Stdout, res.Stderr)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(hooked) != 1 || hooked[0].Details["reason"] != "sni_mismatch" || hooked[0].Details["host"] != "front.isol8.test" {
+		t.Fatalf("hook saw %+v", hooked)
+	}
+	if len(res.SecurityEvents) != 1 {
+		t.Fatalf("result events %+v", res.SecurityEvents)
+	}
+}
+
+// networkLogs list allowed and blocked requests in the order they came,
+// with the documented fields; without logNetwork there are none.
+func TestNetworkLogsInOrder(t *testing.T) {
+	srv := startNetServers(t)
+	h := newTestHost(t, HostOptions{AllowPrivateDestinations: true, Resolver: testResolver{}})
+	e := hostView(t, h, filteredOpts([]string{`allowed`}, nil))
+	mustHaveImage(t, e, "python")
+	code := fetchCode("http://allowed.isol8.test:"+srv.httpPort+"/one?q=1",
+		"http://blocked.isol8.test:"+srv.httpPort+"/two",
+		"https://allowed.isol8.test:"+srv.tlsPort+"/three",
+		"https://blocked.isol8.test:"+srv.tlsPort+"/four")
+	res := runPy(t, e, code)
+	type row struct{ method, host, path, action, rule string }
+	want := []row{
+		{"GET", "allowed.isol8.test", "/one?q=1", "ALLOW", "whitelist:allowed"},
+		{"GET", "blocked.isol8.test", "/two", "BLOCK", "no whitelist match"},
+		{"CONNECT", "allowed.isol8.test", "", "ALLOW", "whitelist:allowed"},
+		{"CONNECT", "blocked.isol8.test", "", "BLOCK", "no whitelist match"},
+	}
+	if len(res.NetworkLogs) != len(want) {
+		t.Fatalf("networkLogs %+v\nstdout %s", res.NetworkLogs, res.Stdout)
+	}
+	for i, w := range want {
+		l := res.NetworkLogs[i]
+		path := ""
+		if l.Path != nil {
+			path = *l.Path
+		}
+		if (l.Method == "CONNECT") != (l.Path == nil) {
+			t.Errorf("entry %d: path %v for %s", i, l.Path, l.Method)
+		}
+		if (row{l.Method, l.Host, path, l.Action, l.Rule}) != w {
+			t.Errorf("entry %d = %+v, want %+v", i, l, w)
+		}
+		if _, err := time.Parse(time.RFC3339, l.Timestamp); err != nil {
+			t.Errorf("entry %d timestamp %q: %v", i, l.Timestamp, err)
+		}
+	}
+	if l := res.NetworkLogs[2]; l.Status != 200 || l.BytesSent == 0 || l.BytesReceived == 0 {
+		t.Errorf("tunnel entry without traffic: %+v", l)
+	}
+	if l := res.NetworkLogs[1]; l.Status != 403 || l.DurationMs != 0 {
+		t.Errorf("blocked entry: %+v", l)
+	}
+	b, _ := json.Marshal(res)
+	if !strings.Contains(string(b), `"networkLogs":[{"timestamp":`) || !strings.Contains(string(b), `"method":"CONNECT","host":"allowed.isol8.test","path":null,"action":"ALLOW"`) {
+		t.Errorf("JSON: %s", b)
+	}
+	// The next execution on the pooled sandbox starts with an empty log.
+	quiet := hostView(t, h, Options{Network: NetworkFiltered})
+	res = runPy(t, quiet, fetchCode("http://allowed.isol8.test:"+srv.httpPort+"/"))
+	if res.NetworkLogs != nil || strings.TrimSpace(res.Stdout) != "200 hello allowed.isol8.test /" {
+		t.Fatalf("logNetwork off: logs %+v, stdout %q", res.NetworkLogs, res.Stdout)
+	}
+}
+
+// 20 filtered sandboxes at once, on one host and pool, each with its own
+// policy: each reaches its own host and no other.
+func TestNetworkFilteredParallel(t *testing.T) {
+	srv := startNetServers(t)
+	h := newTestHost(t, HostOptions{AllowPrivateDestinations: true, Resolver: testResolver{}, MaxConcurrent: 20})
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		e := hostView(t, h, filteredOpts([]string{fmt.Sprintf(`^s%d\.isol8\.test$`, i)}, nil))
+		if i == 0 {
+			mustHaveImage(t, e, "python")
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			own := fmt.Sprintf("http://s%d.isol8.test:%s/", i, srv.httpPort)
+			other := fmt.Sprintf("http://s%d.isol8.test:%s/", (i+1)%n, srv.httpPort)
+			res, err := e.Execute(t.Context(), Request{Runtime: "python", Code: fetchCode(own, other), TimeoutMs: 120000})
+			if err != nil {
+				errs <- fmt.Errorf("sandbox %d: %w", i, err)
+				return
+			}
+			want := fmt.Sprintf("200 hello s%d.isol8.test /\n403 isol8: request to s%d.isol8.test blocked by network filter", i, (i+1)%n)
+			if strings.TrimSpace(res.Stdout) != want {
+				errs <- fmt.Errorf("sandbox %d: %q (stderr %q), want %q", i, res.Stdout, res.Stderr, want)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }

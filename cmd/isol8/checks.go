@@ -15,9 +15,9 @@ import (
 // the same requests with the same words (engine.ErrText*), so a library
 // user and a CLI user read one message.
 var (
-	errAgentNotYet    = errf("%s", engine.TextAgentNotYet)
-	errInstallNotYet  = errf("%s", engine.TextInstallNotYet)
-	errURLNotYet      = errf("%s", engine.TextRemoteCodeNotYet)
+	errAgentNotYet   = errf("%s", engine.TextAgentNotYet)
+	errInstallNotYet = errf("%s", engine.TextInstallNotYet)
+	errURLNotYet     = errf("%s", engine.TextRemoteCodeNotYet)
 )
 
 // unbuiltRunFlags are accepted (scripts that pass them get the refusal
