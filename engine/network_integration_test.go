@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +20,7 @@ import (
 	"time"
 
 	"github.com/isol8/isol8/api"
+	"github.com/isol8/isol8/internal/testenv"
 	"github.com/isol8/isol8/netns"
 )
 
@@ -387,5 +392,204 @@ func TestNetworkFilteredParallel(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// holdTunnelPy opens a tunnel to the echo server through the proxy, proves
+// it works, and holds it: in a background process that outlives the run
+// when BACKGROUND is true, else in the program itself for a minute.
+const holdTunnelPy = `
+import os, socket, sys, time
+def hold():
+    s = socket.create_connection(("127.0.0.1", 8118), timeout=10)
+    s.sendall(b"CONNECT echo.isol8.test:PORT HTTP/1.1\r\nHost: echo.isol8.test:PORT\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    s.sendall(b"ping\n")
+    assert s.recv(5) == b"ping\n"
+    print("tunnel up", flush=True)
+    time.sleep(60)
+if BACKGROUND:
+    r, w = os.pipe()
+    if os.fork() == 0:
+        os.setsid()
+        os.dup2(w, 1)
+        hold()
+        os._exit(0)
+    os.close(w)
+    print(os.read(r, 100).decode().strip())
+else:
+    hold()
+`
+
+// echoServer echoes lines and reports each connection's end.
+func echoServer(t *testing.T) (port string, closed <-chan struct{}) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	ch := make(chan struct{}, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				_, _ = io.Copy(c, c)
+				c.Close()
+				ch <- struct{}{}
+			}()
+		}
+	}()
+	_, port, _ = net.SplitHostPort(ln.Addr().String())
+	return port, ch
+}
+
+func socketFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(l, "socket:") {
+			n++
+		}
+	}
+	return n
+}
+
+// Nothing of a filtered sandbox outlives it: tunnels end with the
+// execution (normal end, timeout, cancellation), and after the host stops
+// no namespace pin, mount, listener or goroutine is left.
+func TestNetworkFilteredNoLeaks(t *testing.T) {
+	addr := testenv.MustHaveContainerd(t)
+	port, closed := echoServer(t)
+	h, err := NewHost(HostOptions{InitPath: testenv.InitBinary(t), Containerd: ContainerdOptions{Address: addr},
+		NewDriver: containerdDriver(addr), AllowPrivateDestinations: true, Resolver: testResolver{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			_ = h.Stop(context.Background())
+		}
+	})
+	baseG, baseFD := runtime.NumGoroutine(), socketFDs(t)
+
+	// Every sandbox the host makes, seen while it lives.
+	ids := map[string]bool{}
+	var idMu sync.Mutex
+	watch := func() {
+		h.mu.Lock()
+		idMu.Lock()
+		for id := range h.live {
+			ids[id] = true
+		}
+		idMu.Unlock()
+		h.mu.Unlock()
+	}
+	stopWatch := make(chan struct{})
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		for {
+			watch()
+			select {
+			case <-stopWatch:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+
+	e := hostView(t, h, filteredOpts(nil, nil))
+	mustHaveImage(t, e, "python")
+	code := func(bg bool) string {
+		c := strings.ReplaceAll(holdTunnelPy, "PORT", port)
+		return strings.ReplaceAll(c, "BACKGROUND", map[bool]string{true: "True", false: "False"}[bg])
+	}
+	waitClosed := func(what string) {
+		t.Helper()
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the tunnel to the echo server is still open", what)
+		}
+	}
+
+	// 1. A background process keeps a tunnel past the end of the run; the
+	// release of the pooled sandbox closes it.
+	res, err := e.Execute(t.Context(), Request{Runtime: "python", Code: code(true), TimeoutMs: 30000})
+	if err != nil || strings.TrimSpace(res.Stdout) != "tunnel up" {
+		t.Fatalf("background tunnel: %v %+v", err, res)
+	}
+	waitClosed("after the run")
+
+	// 2. The run times out while its tunnel is open.
+	res, err = e.Execute(t.Context(), Request{Runtime: "python", Code: code(false), TimeoutMs: 3000})
+	if err != nil || !res.TimedOut || !strings.Contains(res.Stdout, "tunnel up") {
+		t.Fatalf("timeout: %v %+v", err, res)
+	}
+	waitClosed("after the timeout")
+
+	// 3. The caller cancels while the tunnel is open.
+	ctx, cancel := context.WithCancel(t.Context())
+	ch, err := e.ExecuteStream(ctx, Request{Runtime: "python", Code: code(false), TimeoutMs: 30000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ev := range ch {
+		if ev.Type == EventStdout && strings.Contains(ev.Data, "tunnel up") {
+			cancel()
+		}
+	}
+	cancel()
+	waitClosed("after the cancellation")
+
+	if err := e.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	stopped = true
+	close(stopWatch)
+	<-watchDone
+	if len(ids) == 0 {
+		t.Fatal("saw no sandbox")
+	}
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := range ids {
+		if _, err := os.Lstat(filepath.Join("/run/isol8/sandbox-netns", id)); !os.IsNotExist(err) {
+			t.Errorf("namespace pin of %s left: %v", id, err)
+		}
+		if strings.Contains(string(mounts), id) {
+			t.Errorf("a mount of %s is left", id)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g, fd := runtime.NumGoroutine(), socketFDs(t)
+		if g <= baseG+2 && fd <= baseFD {
+			break
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("goroutines %d (before %d), sockets %d (before %d)\n%s", g, baseG, fd, baseFD, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
