@@ -237,7 +237,7 @@ func relay(client net.Conn, in io.Reader, up net.Conn, idle time.Duration, sent,
 // copyIdle copies src to dst. rc is the connection src reads from, whose
 // read deadline enforces the idle timeout shared by both directions.
 func copyIdle(dst io.Writer, src io.Reader, rc net.Conn, idle time.Duration, last *atomic.Int64, n *atomic.Int64) {
-	buf := make([]byte, 32<<10)
+	buf := make([]byte, 128<<10)
 	for {
 		_ = rc.SetReadDeadline(time.Now().Add(idle))
 		k, err := src.Read(buf)
