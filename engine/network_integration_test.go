@@ -593,3 +593,36 @@ func TestNetworkFilteredNoLeaks(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// A pooled filtered sandbox is reused after proxied traffic: the proxy's
+// listener and the TIME_WAIT entries of connections to it do not fail the
+// reset check. Each execution still gets only its own policy.
+func TestNetworkFilteredPoolReuse(t *testing.T) {
+	srv := startNetServers(t)
+	h := newTestHost(t, HostOptions{AllowPrivateDestinations: true, Resolver: testResolver{}})
+	a := hostView(t, h, filteredOpts([]string{`^a\.isol8\.test$`}, nil))
+	b := hostView(t, h, filteredOpts([]string{`^b\.isol8\.test$`}, nil))
+	mustHaveImage(t, a, "python")
+	code := fetchCode("http://a.isol8.test:"+srv.httpPort+"/", "http://b.isol8.test:"+srv.httpPort+"/",
+		"https://a.isol8.test:"+srv.tlsPort+"/")
+	var ids []string
+	for i, e := range []*Engine{a, b, a} {
+		if i > 0 {
+			time.Sleep(300 * time.Millisecond) // the reset runs in the background
+		}
+		res := runPy(t, e, code)
+		got := lines(res.Stdout)
+		own, other := "a", "b"
+		if e == b {
+			own, other = "b", "a"
+		}
+		want := map[string]string{own: "200 hello " + own + ".isol8.test /", other: "403 isol8: request to " + other + ".isol8.test blocked by network filter"}
+		if len(got) != 3 || got[0] != want["a"] || got[1] != want["b"] {
+			t.Fatalf("run %d: %q (stderr %q)", i, res.Stdout, res.Stderr)
+		}
+		ids = append(ids, res.ContainerID)
+	}
+	if ids[0] != ids[1] || ids[1] != ids[2] {
+		t.Fatalf("the filtered sandbox was not reused: %v", ids)
+	}
+}
