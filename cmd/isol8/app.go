@@ -498,7 +498,6 @@ func (a *app) wire(o *engine.Options, g *globals) {
 	if g.cfg != nil {
 		o.Containerd.RuntimeBinary = g.cfg.Containerd.Runtime
 		o.UserNS = userNSOptions(g.cfg.Security.UserNS)
-		o.AllowPrivateDestinations = g.cfg.Network.AllowPrivateDestinations
 	}
 	o.Logger = a.logger(o.Debug)
 	o.Progress = a.stderr

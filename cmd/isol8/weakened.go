@@ -18,6 +18,9 @@ func weakenedWarning(o engine.Options) string {
 	if o.Network == engine.NetworkHost {
 		what = append(what, "host network")
 	}
+	if o.Network == engine.NetworkFiltered && o.AllowPrivateDestinations {
+		what = append(what, "filtered network may reach private addresses")
+	}
 	if o.ReadonlyRootFs != nil && !*o.ReadonlyRootFs {
 		what = append(what, "writable root filesystem")
 	}
