@@ -626,3 +626,24 @@ func TestNetworkFilteredPoolReuse(t *testing.T) {
 		t.Fatalf("the filtered sandbox was not reused: %v", ids)
 	}
 }
+
+// Persistent mode keeps one sandbox and its policy; each execution's
+// networkLogs hold only that execution's requests.
+func TestNetworkFilteredPersistent(t *testing.T) {
+	srv := startNetServers(t)
+	h := newTestHost(t, HostOptions{AllowPrivateDestinations: true, Resolver: testResolver{}})
+	o := filteredOpts([]string{`^p\.isol8\.test$`}, nil)
+	o.Mode = ModePersistent
+	e := hostView(t, h, o)
+	mustHaveImage(t, e, "python")
+	for i, path := range []string{"/first", "/second"} {
+		res := runPy(t, e, fetchCode("http://p.isol8.test:"+srv.httpPort+path, "http://q.isol8.test:"+srv.httpPort+"/"))
+		want := "200 hello p.isol8.test " + path + "\n403 isol8: request to q.isol8.test blocked by network filter"
+		if strings.TrimSpace(res.Stdout) != want {
+			t.Fatalf("run %d: %q (stderr %q)", i, res.Stdout, res.Stderr)
+		}
+		if len(res.NetworkLogs) != 2 || *res.NetworkLogs[0].Path != path || res.NetworkLogs[1].Action != "BLOCK" {
+			t.Fatalf("run %d logs: %+v", i, res.NetworkLogs)
+		}
+	}
+}
