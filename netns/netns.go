@@ -43,7 +43,20 @@ func Do(path string, fn func() error) error {
 	errc := make(chan error, 1)
 	// A goroutine of its own: if switching back fails, its locked thread is
 	// discarded when it returns, and the caller's thread is never touched.
-	go func() { errc <- doLocked(path, target, fn) }()
+	go func() {
+		sent := false
+		defer func() {
+			// fn panicked or exited its goroutine: the thread may still be
+			// in the namespace, and it stays locked, so the runtime
+			// discards it.
+			if !sent {
+				errc <- fmt.Errorf("network namespace %s: aborted: %v", path, recover())
+			}
+		}()
+		err := doLocked(path, target, fn)
+		sent = true
+		errc <- err
+	}()
 	return <-errc
 }
 
