@@ -51,6 +51,10 @@ type HostOptions struct {
 	AllowPrivateDestinations bool
 	// Resolver looks up the proxy's upstream names; nil is the system's.
 	Resolver netguard.Resolver
+	// OnSecurityEvent is told about every filtered-network refusal in any
+	// view of the host (the audit log's hook for server sessions, whose
+	// views have no hook of their own), besides the view's own hook.
+	OnSecurityEvent func(api.SecurityEvent)
 }
 
 // Host is the long-lived, shared part of a process's sandboxes: the driver

@@ -86,7 +86,20 @@ func (e *Engine) attachPolicy(sb *sandbox) {
 	if sb.proxy == nil {
 		return
 	}
-	sb.proxy.Attach(proxy.Policy{Rules: e.rules, Log: e.opts.LogNetwork, OnEvent: e.opts.OnSecurityEvent})
+	sb.proxy.Attach(proxy.Policy{Rules: e.rules, Log: e.opts.LogNetwork, OnEvent: e.securityHook()})
+}
+
+// securityHook calls the view's and the host's hooks (nil when neither is
+// set).
+func (e *Engine) securityHook() func(api.SecurityEvent) {
+	view, host := e.opts.OnSecurityEvent, e.host.opts.OnSecurityEvent
+	switch {
+	case view == nil:
+		return host
+	case host == nil:
+		return view
+	}
+	return func(ev api.SecurityEvent) { view(ev); host(ev) }
 }
 
 // detachPolicy ends an execution's use of the proxy: its connections and
@@ -130,6 +143,3 @@ func jsonList(l []string) string {
 	b, _ := json.Marshal(l)
 	return string(b)
 }
-
-// securityEvents type-checks the hook (api and engine share the type).
-var _ func(api.SecurityEvent) = Options{}.OnSecurityEvent

@@ -280,9 +280,10 @@ print(tls(TARGET, "hidden.isol8.test"))
 
 func TestNetworkFilteredSNIMismatch(t *testing.T) {
 	srv := startNetServers(t)
-	h := newTestHost(t, HostOptions{AllowPrivateDestinations: true, Resolver: testResolver{}})
 	var mu sync.Mutex
-	var hooked []api.SecurityEvent
+	var hooked, hostHooked []api.SecurityEvent
+	h := newTestHost(t, HostOptions{AllowPrivateDestinations: true, Resolver: testResolver{},
+		OnSecurityEvent: func(ev api.SecurityEvent) { mu.Lock(); hostHooked = append(hostHooked, ev); mu.Unlock() }})
 	o := filteredOpts(nil, nil)
 	o.OnSecurityEvent = func(ev api.SecurityEvent) { mu.Lock(); hooked = append(hooked, ev); mu.Unlock() }
 	e := hostView(t, h, o)
@@ -297,6 +298,9 @@ func TestNetworkFilteredSNIMismatch(t *testing.T) {
 	defer mu.Unlock()
 	if len(hooked) != 1 || hooked[0].Details["reason"] != "sni_mismatch" || hooked[0].Details["host"] != "front.isol8.test" {
 		t.Fatalf("hook saw %+v", hooked)
+	}
+	if len(hostHooked) != 1 || hostHooked[0].Details["reason"] != "sni_mismatch" {
+		t.Fatalf("host hook saw %+v", hostHooked)
 	}
 	if len(res.SecurityEvents) != 1 {
 		t.Fatalf("result events %+v", res.SecurityEvents)

@@ -424,6 +424,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	ss.mu.Lock()
 	if ss.ended {
 		ss.mu.Unlock()
+		plainError(w, http.StatusServiceUnavailable, "isol8: proxy not ready")
 		return
 	}
 	ss.wg.Add(1)
