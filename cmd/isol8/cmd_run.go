@@ -324,6 +324,7 @@ func (a *app) runBuffered(ctx context.Context, eng isol8.Engine, req engine.Requ
 	if res.OOMKilled {
 		a.printOOM(memLimit)
 	}
+	a.printNetworkLogs(res.NetworkLogs)
 	if out != "" && res.Stdout != "" {
 		if err := os.WriteFile(a.abs(out), []byte(res.Stdout), 0o644); err != nil {
 			return 1, errf("Cannot write %s: %s", out, pathErrReason(err))

@@ -47,6 +47,13 @@ except urllib.error.HTTPError as e:
 	if r.code != 0 || !strings.Contains(r.stdout, "403 isol8: request to 127.0.0.1 blocked: private destination (loopback) not allowed\n") {
 		t.Fatalf("guarded: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 	}
+	// --log-network prints the proxy's log after the output.
+	r = runCLI(t, "", "--config", cfg, "run", "--no-stream", "--net", "filtered", "--deny", `^127\.0\.0\.1$`, "--log-network", "-e", code)
+	wantLog := "\n--- Network Logs ---\n{\"timestamp\":"
+	if r.code != 0 || !strings.Contains(r.stderr, wantLog) ||
+		!strings.Contains(r.stderr, `"method":"GET","host":"127.0.0.1","path":"/","action":"BLOCK","rule":"blacklist:^127\\.0\\.0\\.1$","status":403`) {
+		t.Fatalf("log-network: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
 	// The spec's checklist command.
 	r = runCLI(t, "", "run", "-e", "print(7)", "-r", "python", "--net", "filtered", "--allow", `example\.com`, "--deny", `evil\.com`, "--no-stream")
 	if r.code != 0 || r.stdout != "7\n" {
