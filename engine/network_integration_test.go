@@ -119,7 +119,18 @@ func TestNetworkFilteredAllowDeny(t *testing.T) {
 	if got := lines(res.Stdout); !slices.Equal(got, want) {
 		t.Fatalf("stdout:\n%s\nstderr: %s\nwant:\n%s", res.Stdout, res.Stderr, strings.Join(want, "\n"))
 	}
-	t.Logf("logs: %+v", res.NetworkLogs)
+	// Patterns are unanchored, as documented: `allowed\.isol8\.test`
+	// also admits a host that merely contains it; the anchored form does
+	// not. Matching ignores case.
+	loose := hostView(t, h, filteredOpts([]string{`ALLOWED\.isol8\.test`}, nil))
+	strict := hostView(t, h, filteredOpts([]string{`^allowed\.isol8\.test$`}, nil))
+	sneaky := "http://allowed.isol8.test.evil.isol8.test:" + srv.httpPort + "/"
+	if got := strings.TrimSpace(runPy(t, loose, fetchCode(sneaky)).Stdout); got != "200 hello allowed.isol8.test.evil.isol8.test /" {
+		t.Errorf("unanchored pattern: %q", got)
+	}
+	if got := strings.TrimSpace(runPy(t, strict, fetchCode(sneaky)).Stdout); !strings.HasPrefix(got, "403 ") {
+		t.Errorf("anchored pattern: %q", got)
+	}
 }
 
 // probePy tries every way out of the sandbox but the proxy and prints one
