@@ -23,7 +23,8 @@ import (
 
 // FilteredNetwork returns options for a sandbox whose only way out is the
 // proxy with these allow/deny patterns (the seam for installs without
-// --net: the registry hosts become the whitelist).
+// --net: the registry hosts become the whitelist). A registry on a private
+// address also needs its host name in o.TrustedNetworkHosts.
 func FilteredNetwork(o Options, whitelist, blacklist []string) Options {
 	o.Network = NetworkFiltered
 	o.NetworkFilter = &NetworkFilter{
@@ -86,7 +87,8 @@ func (e *Engine) attachPolicy(sb *sandbox) {
 	if sb.proxy == nil {
 		return
 	}
-	sb.proxy.Attach(proxy.Policy{Rules: e.rules, Log: e.opts.LogNetwork, OnEvent: e.securityHook()})
+	sb.proxy.Attach(proxy.Policy{Rules: e.rules, Log: e.opts.LogNetwork, OnEvent: e.securityHook(),
+		TrustedHosts: e.opts.TrustedNetworkHosts})
 }
 
 // securityHook calls the view's and the host's hooks (nil when neither is

@@ -263,6 +263,18 @@ func TestNetworkFilteredSSRFGuard(t *testing.T) {
 	if len(res.SecurityEvents) != len(urls) || res.SecurityEvents[0].Details["reason"] != "private_destination" {
 		t.Fatalf("security events: %+v", res.SecurityEvents)
 	}
+	// A host the operator vouches for (a private mirror) passes the guard;
+	// its neighbours do not.
+	o := filteredOpts(nil, nil)
+	o.TrustedNetworkHosts = []string{"mirror.isol8.test"}
+	mirror := hostView(t, h, o)
+	res = runPy(t, mirror, fetchCode("http://mirror.isol8.test:"+port+"/", "http://rebind.isol8.test:"+port+"/"))
+	if got := lines(res.Stdout); len(got) != 2 || got[0] != "200 " || !strings.Contains(got[1], "private destination") {
+		t.Fatalf("trusted host: %q (stderr %q)", res.Stdout, res.Stderr)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Fatalf("the test server was reached %d times, want once", n)
+	}
 }
 
 // sniPy opens a CONNECT tunnel by hand and runs TLS with the given server

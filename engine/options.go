@@ -91,6 +91,11 @@ type Options struct {
 	// Resolver looks up the proxy's upstream names; nil is the system's
 	// (tests plug theirs in).
 	Resolver netguard.Resolver `json:"-"`
+	// TrustedNetworkHosts may resolve to private addresses through the
+	// filtered network's proxy although the SSRF guard is on: host names
+	// the operator's own configuration names (a private package mirror).
+	// The allow/deny patterns still apply. Never taken from clients.
+	TrustedNetworkHosts []string `json:"-"`
 }
 
 // DriverFactory connects a backend; log is the engine's logger.

@@ -65,7 +65,7 @@ func (s *Server) serveConnect(ss *session, w http.ResponseWriter, r *http.Reques
 
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ConnectTimeout)
 	stop := context.AfterFunc(ss.ctx, cancel)
-	up, err := s.dialer().DialContext(ctx, "tcp", tg.hostPort())
+	up, err := s.dialer(ss, tg.host).DialContext(ctx, "tcp", tg.hostPort())
 	stop()
 	cancel()
 	if err != nil {

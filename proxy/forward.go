@@ -17,11 +17,17 @@ import (
 
 // newTransport is one execution's upstream HTTP client: every connection
 // through the guard, none through the engine's own proxy settings.
-func (s *Server) newTransport() *http.Transport {
-	d := s.dialer()
+func (s *Server) newTransport(ss *session) *http.Transport {
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		return s.dialer(ss, host).DialContext(ctx, network, addr)
+	}
 	return &http.Transport{
 		Proxy:                 nil,
-		DialContext:           d.DialContext,
+		DialContext:           dial,
 		DisableCompression:    true,
 		MaxIdleConnsPerHost:   4,
 		IdleConnTimeout:       90 * time.Second,

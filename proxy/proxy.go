@@ -69,6 +69,11 @@ type Policy struct {
 	// OnEvent, when set, is called for each security event as it happens
 	// (the audit log's hook); events are also kept for the Report.
 	OnEvent func(api.SecurityEvent)
+	// TrustedHosts are host names the operator vouches for, such as a
+	// private package mirror named in the host's own configuration: the
+	// SSRF guard lets them resolve to private addresses. The allow/deny
+	// rules still apply. Never from a client.
+	TrustedHosts []string
 }
 
 // Report is what the proxy recorded for one execution.
@@ -135,7 +140,7 @@ func New(ln net.Listener, cfg Config) *Server {
 // is detached first (its report dropped).
 func (s *Server) Attach(p Policy) {
 	next := newSession(p)
-	next.tr = s.newTransport()
+	next.tr = s.newTransport(next)
 	s.mu.Lock()
 	prev := s.sess
 	s.sess = next
@@ -248,6 +253,8 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	tr     *http.Transport
+	// trusted are the normalised TrustedHosts.
+	trusted map[string]bool
 	wg     sync.WaitGroup // handlers in flight
 
 	mu      sync.Mutex
@@ -262,7 +269,13 @@ type session struct {
 
 func newSession(p Policy) *session {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &session{pol: p, ctx: ctx, cancel: cancel, conns: map[*trackedConn]struct{}{}}
+	ss := &session{pol: p, ctx: ctx, cancel: cancel, conns: map[*trackedConn]struct{}{}, trusted: map[string]bool{}}
+	for _, h := range p.TrustedHosts {
+		if n, err := netguard.NormalizeHost(h); err == nil {
+			ss.trusted[n] = true
+		}
+	}
+	return ss
 }
 
 // track registers an accepted connection; false when none may be made.
@@ -388,8 +401,14 @@ func (ss *session) block(method, host, reason string) {
 	}
 }
 
-func (s *Server) dialer() *netguard.Dialer {
-	return &netguard.Dialer{Policy: s.cfg.Guard, Resolver: s.cfg.Resolver, Timeout: s.cfg.ConnectTimeout}
+// dialer returns the guarded dialer for a (normalised) host: the
+// operator's guard, opened for the session's trusted hosts.
+func (s *Server) dialer(ss *session, host string) *netguard.Dialer {
+	pol := s.cfg.Guard
+	if ss != nil && ss.trusted[host] {
+		pol.AllowPrivateDestinations = true
+	}
+	return &netguard.Dialer{Policy: pol, Resolver: s.cfg.Resolver, Timeout: s.cfg.ConnectTimeout}
 }
 
 // target is a request's destination, checked and normalised.

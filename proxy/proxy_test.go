@@ -386,3 +386,29 @@ func TestDetachAndTunnelLimit(t *testing.T) {
 		t.Fatalf("after re-attach: %d", cd)
 	}
 }
+
+// Trusted hosts (the operator's private mirror) may resolve to private
+// addresses; every other host still may not, and the rules still apply.
+func TestTrustedHosts(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "mirror") }))
+	defer up.Close()
+	_, port, _ := net.SplitHostPort(up.Listener.Addr().String())
+	res := mapResolver{"mirror.test": "127.0.0.1", "other.test": "127.0.0.1"}
+	_, addr := startProxy(t, Config{Resolver: res}, Policy{TrustedHosts: []string{"Mirror.Test."},
+		Rules: mustRules(t, nil, []string{"^127"})})
+	c := proxiedClient(addr)
+	if code, body := get(t, c, "http://mirror.test:"+port+"/"); code != 200 || body != "mirror" {
+		t.Fatalf("trusted host: %d %q", code, body)
+	}
+	if code, body := get(t, c, "http://other.test:"+port+"/"); code != 403 || !strings.Contains(body, "private destination") {
+		t.Fatalf("untrusted host: %d %q", code, body)
+	}
+	if code, _ := get(t, c, "http://127.0.0.1:"+port+"/"); code != 403 {
+		t.Fatalf("denied literal: %d", code)
+	}
+	conn, err := dialTunnel(addr, "mirror.test:"+port)
+	if err != nil {
+		t.Fatalf("tunnel to the trusted host: %v", err)
+	}
+	conn.Close()
+}
