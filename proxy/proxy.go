@@ -255,7 +255,7 @@ type session struct {
 	tr     *http.Transport
 	// trusted are the normalised TrustedHosts.
 	trusted map[string]bool
-	wg     sync.WaitGroup // handlers in flight
+	wg      sync.WaitGroup // handlers in flight
 
 	mu      sync.Mutex
 	ended   bool
