@@ -93,22 +93,26 @@ func (s *Server) serveConnect(ss *session, w http.ResponseWriter, r *http.Reques
 	// Bytes the client sent after the CONNECT line, already buffered.
 	in := io.MultiReader(io.LimitReader(brw.Reader, int64(brw.Reader.Buffered())), client)
 
-	first, why := checkClientHello(client, in, tg, helloTimeout)
-	if why != "" {
-		action, rule = api.NetworkBlock, why
-		ss.block(http.MethodConnect, tg.host, "sni_mismatch")
-		return
-	}
-	if len(first) > 0 {
-		n, err := up.Write(first)
-		sent.Add(int64(n))
-		if err != nil {
-			return
+	// Nothing the client sends goes upstream before its first bytes are
+	// checked; the server's bytes flow at once (protocols where the server
+	// speaks first, which TLS is not).
+	gate := func() bool {
+		first, why := checkClientHello(client, in, tg, helloTimeout)
+		if why != "" {
+			action, rule = api.NetworkBlock, why
+			ss.block(http.MethodConnect, tg.host, "sni_mismatch")
+			return false
 		}
+		if len(first) > 0 {
+			n, err := up.Write(first)
+			sent.Add(int64(n))
+			return err == nil
+		}
+		return true
 	}
 	stopTunnel := context.AfterFunc(ss.ctx, func() { client.Close(); up.Close() })
 	defer stopTunnel()
-	relay(client, in, up, s.cfg.IdleTimeout, &sent, &recv)
+	relay(client, in, up, s.cfg.IdleTimeout, &sent, &recv, gate)
 }
 
 func (ss *session) acquireTunnel(max int) bool {
@@ -203,11 +207,19 @@ func (c readOnlyConn) SetWriteDeadline(time.Time) error { return nil }
 
 // relay copies both ways until either side closes or nothing moves for
 // idle.
-func relay(client net.Conn, in io.Reader, up net.Conn, idle time.Duration, sent, recv *atomic.Int64) {
+// The client-to-upstream direction starts only when gate passes; when it
+// does not, both connections are closed.
+func relay(client net.Conn, in io.Reader, up net.Conn, idle time.Duration, sent, recv *atomic.Int64, gate func() bool) {
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
 	done := make(chan struct{}, 2)
 	go func() {
+		if !gate() {
+			_ = client.Close()
+			_ = up.Close()
+			done <- struct{}{}
+			return
+		}
 		copyIdle(up, in, client, idle, &last, sent)
 		if tc, ok := up.(*net.TCPConn); ok {
 			_ = tc.CloseWrite()
@@ -223,7 +235,8 @@ func relay(client net.Conn, in io.Reader, up net.Conn, idle time.Duration, sent,
 	}()
 	<-done
 	// One side finished: the other may still drain (a half-closed
-	// request whose response is flowing), up to the idle timeout.
+	// request whose response is flowing), up to the idle timeout. A
+	// refused gate has closed both, so the other ends at once.
 	select {
 	case <-done:
 		return

@@ -412,3 +412,38 @@ func TestTrustedHosts(t *testing.T) {
 	}
 	conn.Close()
 }
+
+// A server that speaks first (SMTP, MySQL) is heard at once through a
+// tunnel to a port other than 443: the proxy does not hold its bytes while
+// it waits for the client's first bytes.
+func TestTunnelServerSpeaksFirst(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.WriteString(c, "220 hello\n")
+		buf := make([]byte, 5)
+		io.ReadFull(c, buf)
+		c.Write(buf)
+	}()
+	_, addr := startProxy(t, Config{Guard: netguard.Policy{AllowPrivateDestinations: true}}, Policy{})
+	c, err := dialTunnel(addr, ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second)) // well below the 10 s hello wait
+	banner := make([]byte, 10)
+	if _, err := io.ReadFull(c, banner); err != nil || string(banner) != "220 hello\n" {
+		t.Fatalf("banner %q %v", banner, err)
+	}
+	io.WriteString(c, "EHLO\n")
+	echo := make([]byte, 5)
+	if _, err := io.ReadFull(c, echo); err != nil || string(echo) != "EHLO\n" {
+		t.Fatalf("echo %q %v", echo, err)
+	}
+}
