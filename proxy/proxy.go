@@ -44,12 +44,12 @@ const (
 
 // Config is the operator's part of a proxy, the same for every execution.
 type Config struct {
-	// Guard checks every upstream destination (SSRF guard) and dials it.
-	// Its Timeout is the connect timeout (0: DefaultConnectTimeout).
+	// Guard is the SSRF guard every upstream destination passes, on the
+	// address actually dialled.
 	Guard netguard.Policy
 	// Resolver looks up upstream names; nil is the system's.
 	Resolver netguard.Resolver
-	// ConnectTimeout bounds each upstream connect.
+	// ConnectTimeout bounds each upstream connect (0: DefaultConnectTimeout).
 	ConnectTimeout time.Duration
 	// IdleTimeout closes a tunnel or keep-alive connection with no traffic
 	// either way for that long.
