@@ -32,10 +32,14 @@ type (
 	Options       = engine.Options
 	ClientOptions = api.Options
 	ResourceUsage = api.ResourceUsage
-	NetworkFilter = api.NetworkFilter
-	Security      = engine.Security
-	PoolSize      = api.PoolSize
-	UserNSOptions = engine.UserNSOptions
+	// NetworkLogEntry is one request of the filtered network's proxy
+	// (Result.NetworkLogs); SecurityEvent one of its refusals.
+	NetworkLogEntry = api.NetworkLogEntry
+	SecurityEvent   = api.SecurityEvent
+	NetworkFilter   = api.NetworkFilter
+	Security        = engine.Security
+	PoolSize        = api.PoolSize
+	UserNSOptions   = engine.UserNSOptions
 )
 
 // Event types and phases.

@@ -37,6 +37,12 @@ type Result struct {
 	OOMKilled     bool              `json:"oomKilled,omitempty"`
 	TimedOut      bool              `json:"-"`
 	ResourceUsage *ResourceUsage    `json:"resourceUsage,omitempty"`
+	// NetworkLogs are the proxy's requests in filtered mode, in the order
+	// they arrived; only with logNetwork and when there is at least one.
+	NetworkLogs []NetworkLogEntry `json:"networkLogs,omitempty"`
+	// SecurityEvents are the filtered network's refusals during the run,
+	// for the audit log; they are not part of the result's JSON.
+	SecurityEvents []SecurityEvent `json:"-"`
 }
 
 // ResourceUsage is measured by the sandbox's agent from the program's
@@ -148,4 +154,41 @@ type Options struct {
 	PoolSize       *PoolSize         `json:"poolSize,omitempty"`
 	// RemoteCode can only narrow the server's remote-code policy.
 	RemoteCode *RemoteCodePolicy `json:"remoteCode,omitempty"`
+}
+
+// Network log actions.
+const (
+	NetworkAllow = "ALLOW"
+	NetworkBlock = "BLOCK"
+)
+
+// NetworkLogEntry is one request through the filtered network's proxy.
+type NetworkLogEntry struct {
+	// Timestamp is when the request arrived (ISO 8601, seconds, offset).
+	Timestamp string `json:"timestamp"`
+	Method    string `json:"method"` // "GET", "CONNECT", ...
+	Host      string `json:"host"`   // normalised: lower case, IDNA, no port
+	// Path is the request's path and query; null for CONNECT.
+	Path   *string `json:"path"`
+	Action string  `json:"action"` // ALLOW or BLOCK
+	// Rule is what decided: "whitelist:<pattern>", "blacklist:<pattern>",
+	// "no whitelist match", "no whitelist", "private destination (...)",
+	// "sni mismatch", "tunnel limit".
+	Rule string `json:"rule"`
+	// Status is the HTTP status the proxy answered with (200 for an
+	// established tunnel, 0 when the client went away first).
+	Status int `json:"status"`
+	// BytesSent went from the sandbox upstream (request bodies, tunnel
+	// data); BytesReceived came back (response bodies, tunnel data).
+	BytesSent     int64 `json:"bytesSent"`
+	BytesReceived int64 `json:"bytesReceived"`
+	DurationMs    int64 `json:"durationMs"`
+}
+
+// SecurityEvent is a refusal worth auditing.
+type SecurityEvent struct {
+	Type      string            `json:"type"`    // "network_blocked"
+	Message   string            `json:"message"` // "Security event: <type>"
+	Details   map[string]string `json:"details"` // method, host, reason
+	Timestamp string            `json:"timestamp"`
 }

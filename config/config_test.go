@@ -502,6 +502,18 @@ func TestHuman(t *testing.T) {
 				t.Errorf("human output lacks %q:\n%s", s, out)
 			}
 		}
+		if strings.Contains(out, "Private dests") {
+			t.Errorf("the guard line shows without the key:\n%s", out)
+		}
+	})
+	t.Run("private destinations", func(t *testing.T) {
+		c, _, err := loadExplicit(t, `{"network":{"allowPrivateDestinations":true}}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out := c.Human(); !strings.Contains(out, "  Private dests:   allowed (SSRF guard off)\n") {
+			t.Errorf("human output lacks the guard line:\n%s", out)
+		}
 	})
 }
 

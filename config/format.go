@@ -74,6 +74,9 @@ func (c *Config) Human() string {
 
 	head("Network Filter")
 	line("Whitelist", list(c.Network.Whitelist))
+	if c.Network.AllowPrivateDestinations { // isol8's own key: shown only when set
+		line("Private dests", "allowed (SSRF guard off)")
+	}
 
 	head("Remote Code")
 	line("Enabled", yesNo(c.RemoteCode.Enabled))

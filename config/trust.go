@@ -52,8 +52,8 @@ func (c *Config) Weakening() []string {
 	// The host ids sandboxes run as, and where their allocation is kept.
 	add(c.Security.UserNS.Effective() != (*UserNS)(nil).Effective(), "security.userns")
 	add(c.Defaults.Network == "host", "defaults.network")
-	add(!c.Defaults.ReadonlyRootFs, "defaults.readonlyRootFs")
 	add(c.Network.AllowPrivateDestinations, "network.allowPrivateDestinations")
+	add(!c.Defaults.ReadonlyRootFs, "defaults.readonlyRootFs")
 	// Where isol8 (often root) writes the audit log, and a program it
 	// would run after each record.
 	add(c.Audit.LogDir != d.Audit.LogDir, "audit.logDir")

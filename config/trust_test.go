@@ -36,6 +36,7 @@ func TestTrust(t *testing.T) {
 		`{"maxConcurrent":3,"defaults":{"memoryLimit":"1g"}}`,
 		`{"images":{"source":"registry"}}`,
 		`{"driver":"containerd"}`,
+		`{"network":{"allowPrivateDestinations":false,"whitelist":["a"]}}`,
 	}
 	uid := os.Getuid()
 

@@ -10,6 +10,7 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/isol8/isol8/image"
+	"github.com/isol8/isol8/registry"
 	"github.com/isol8/isol8/runtimes"
 )
 
@@ -24,6 +25,9 @@ type BuildOptions struct {
 	Setup    string
 	// Force rebuilds even when the image of Tag has this recipe.
 	Force bool
+	// Registries are where the build's installs fetch from; nil means the
+	// host's own configuration (registry.FromHost).
+	Registries *registry.Config
 }
 
 // BuildResult reports a custom build.
@@ -54,9 +58,6 @@ func (h *Host) BuildImage(ctx context.Context, o BuildOptions) (BuildResult, err
 	if err != nil {
 		return BuildResult{Tag: o.Tag}, err
 	}
-	if len(r.Packages) > 0 && buildNetwork == NetworkNone {
-		return BuildResult{Tag: o.Tag}, invalidf("%s", TextInstallNotYet)
-	}
 	ctx, leave, err := h.work.enter(ctx)
 	if err != nil {
 		return BuildResult{Tag: o.Tag}, err
@@ -67,7 +68,7 @@ func (h *Host) BuildImage(ctx context.Context, o BuildOptions) (BuildResult, err
 	}
 	h.imageMu.Lock()
 	defer h.imageMu.Unlock()
-	return image.BuildCustom(ctx, h.drv, r, h.buildInstaller(r), image.Options{Force: o.Force, Progress: h.opts.Progress, Logger: h.log})
+	return image.BuildCustom(ctx, h.drv, r, h.buildInstaller(r, o.Registries), image.Options{Force: o.Force, Progress: h.opts.Progress, Logger: h.log})
 }
 
 // CheckPrebuilt validates prebuilt image entries (the config's
@@ -109,7 +110,7 @@ func (h *Host) setupPrebuilt(ctx context.Context, o SetupOptions) error {
 				continue
 			}
 		}
-		_, err := image.BuildCustom(ctx, h.drv, r, h.buildInstaller(r), image.Options{Force: true, Progress: out, Logger: h.log})
+		_, err := image.BuildCustom(ctx, h.drv, r, h.buildInstaller(r, b.Registries), image.Options{Force: true, Progress: out, Logger: h.log})
 		if err != nil {
 			fmt.Fprintf(out, "[ERR] %s: %v\n", r.Tag, err)
 			errs = append(errs, fmt.Errorf("Failed to build prebuilt image %s: %w", r.Tag, err))
@@ -127,13 +128,20 @@ func (h *Host) setupPrebuilt(ctx context.Context, o SetupOptions) error {
 // sandbox of the runtime image whose /sandbox is the build directory runs
 // a request with the packages, so the same install step as a request's
 // installPackages writes them there (pip's ~/.local, npm's node_modules)
-// and the image builder moves them into the image.
-func (h *Host) buildInstaller(r image.CustomRecipe) image.Populate {
+// and the image builder moves them into the image. The sandbox is on the
+// filtered network with the registries' hosts as its only allowed
+// destinations, as a request's installs are.
+func (h *Host) buildInstaller(r image.CustomRecipe, reg *registry.Config) image.Populate {
 	return func(ctx context.Context, dir string) error {
-		if buildNetwork == NetworkNone {
-			return invalidf("%s", TextInstallNotYet)
+		if reg == nil {
+			cfg, err := registry.FromHost(ctx)
+			if err != nil {
+				h.log.Warn("reading the host's package registries", "err", err)
+			}
+			reg = &cfg
 		}
-		return h.buildRun(ctx, dir, Request{Runtime: r.Runtime, Cmd: "true", InstallPackages: r.Packages}, buildNetwork)
+		o := InstallNetwork(Options{Registries: reg}, false, reg.Patterns(r.Runtime))
+		return h.buildRun(ctx, dir, Request{Runtime: r.Runtime, Cmd: "true", InstallPackages: r.Packages}, o)
 	}
 }
 
@@ -145,21 +153,15 @@ const (
 	buildPidsLimit   = 256
 )
 
-// buildNetwork is the network of build sandboxes that install packages.
-// Installs need the package registries, and only the filtered network
-// (the registries' hosts, as for a request's installs) may carry them; it
-// is not in this build, so package builds are refused. Hooking them up is
-// setting this (with the registries' filter in buildRun).
-var buildNetwork = NetworkNone
-
 // buildRun runs req in a sandbox of the runtime image with dir as its
-// /sandbox, on network, with no pool (the sandbox is never reused), and
-// fails unless the command succeeds. The request's packages are installed
-// by the install step, into dir.
-func (h *Host) buildRun(ctx context.Context, dir string, req Request, network string) error {
+// /sandbox, on o's network (and registries), with no pool (the sandbox is
+// never reused), and fails unless the command succeeds. The request's
+// packages are installed by the install step, into dir.
+func (h *Host) buildRun(ctx context.Context, dir string, req Request, o Options) error {
 	e, err := h.NewEngine(Options{
-		Network: network, PoolSize: &PoolSize{}, TimeoutMs: buildTimeoutMs, MemoryLimit: buildMemoryLimit,
-		PidsLimit: buildPidsLimit, buildDir: dir, buildInstalls: true,
+		Network: o.Network, NetworkFilter: o.NetworkFilter, Registries: o.Registries,
+		PoolSize: &PoolSize{}, TimeoutMs: buildTimeoutMs, MemoryLimit: buildMemoryLimit,
+		PidsLimit: buildPidsLimit, buildDir: dir,
 	})
 	if err != nil {
 		return err

@@ -5,7 +5,6 @@ import (
 	"archive/zip"
 	"bytes"
 	"compress/gzip"
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -19,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/isol8/isol8/image"
+	"github.com/isol8/isol8/registry"
 )
 
 // pureWheel is a pure-Python wheel of package pkg (distribution name dist)
@@ -106,10 +106,9 @@ func TestCustomImagePipFromLoopbackIndex(t *testing.T) {
 	tag := uniqueTag(t, "pip")
 	removeImageAtEnd(t, e, tag)
 	r := image.CustomRecipe{Tag: tag, Runtime: "python", Packages: []string{dist}}
-	populate := func(ctx context.Context, dir string) error {
-		return e.host.buildRun(ctx, dir, Request{Runtime: "python", Cmd: "true", InstallPackages: r.Packages,
-			Env: map[string]string{"PIP_INDEX_URL": index}}, NetworkHost)
-	}
+	// The build's own path: a filtered sandbox whose only destination is
+	// the configured index (on loopback, trusted as the operator's mirror).
+	populate := e.host.buildInstaller(r, &registry.Config{PipIndexURL: index})
 	res, err := image.BuildCustom(t.Context(), e.host.drv, r, populate, image.Options{})
 	if err != nil {
 		t.Fatalf("build: %v", err)
@@ -194,14 +193,11 @@ func TestCustomImageNPMFromLoopbackRegistry(t *testing.T) {
 	var b [4]byte
 	_, _ = cryptoRead(b[:])
 	name := "h-images-npm-" + hex.EncodeToString(b[:])
-	registry := startNPMRegistry(t, name, "1.0.0", npmTarball(t, name, "1.0.0", "from-registry"))
+	regURL := startNPMRegistry(t, name, "1.0.0", npmTarball(t, name, "1.0.0", "from-registry"))
 	tag := uniqueTag(t, "npm")
 	removeImageAtEnd(t, e, tag)
 	r := image.CustomRecipe{Tag: tag, Runtime: "node", Packages: []string{name}}
-	populate := func(ctx context.Context, dir string) error {
-		return e.host.buildRun(ctx, dir, Request{Runtime: "node", Cmd: "true", InstallPackages: r.Packages,
-			Env: map[string]string{"NPM_CONFIG_REGISTRY": registry, "NPM_CONFIG_AUDIT": "false", "NPM_CONFIG_FUND": "false"}}, NetworkHost)
-	}
+	populate := e.host.buildInstaller(r, &registry.Config{NpmRegistry: regURL})
 	res, err := image.BuildCustom(t.Context(), e.host.drv, r, populate, image.Options{})
 	if err != nil {
 		t.Fatalf("build: %v", err)

@@ -121,8 +121,7 @@ func TestCustomImageSetupScript(t *testing.T) {
 }
 
 // Custom builds refuse what would hurt: the runtime images' names, images
-// isol8 did not build, bad names and packages, and (in this build)
-// package installs, which need the install step.
+// isol8 did not build, bad names and packages.
 func TestCustomImageRefusals(t *testing.T) {
 	e := newTestEngine(t, Options{})
 	mustHaveImage(t, e, "python")
@@ -136,7 +135,6 @@ func TestCustomImageRefusals(t *testing.T) {
 		{BuildOptions{Tag: "x:y", Runtime: "python", Packages: []string{"a;b"}}, "Invalid package name"},
 		{BuildOptions{Tag: "x:y", Runtime: "python"}, "No packages or setup script specified"},
 		{BuildOptions{Tag: "x:y", Runtime: "python", Setup: strings.Repeat("echo hi\n", 600)}, "Setup script too long for a custom image: 4800 bytes, at most 4000"},
-		{BuildOptions{Tag: uniqueTag(t, "pkgs"), Runtime: "python", Packages: []string{"numpy"}}, TextInstallNotYet},
 	} {
 		_, err := e.BuildImage(t.Context(), tc.o)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -164,7 +162,7 @@ func populateFakePython(e *Engine, pkg string) image.Populate {
 		"ln -s /etc ~/.local/lib/python3.12/site-packages\n" +
 		"test \"$(id -u)\" = 100\n"
 	return func(ctx context.Context, dir string) error {
-		return e.host.buildRun(ctx, dir, Request{Runtime: "python", Cmd: script}, NetworkNone)
+		return e.host.buildRun(ctx, dir, Request{Runtime: "python", Cmd: script}, Options{Network: NetworkNone})
 	}
 }
 
@@ -220,12 +218,12 @@ func TestCustomImagePackages(t *testing.T) {
 		t.Errorf("the request was not resolved to %s:\n%s", tag, logBuf.String())
 	}
 	_, err = pe.Execute(t.Context(), Request{Runtime: "python", Code: "1", InstallPackages: []string{pkg, "another-" + pkg}})
-	if err == nil || err.Error() != TextInstallNotYet {
-		t.Errorf("packages no image covers: %v, want %q", err, TextInstallNotYet)
+	if err == nil || err.Error() != TextInstallNeedsNetwork {
+		t.Errorf("packages no image covers: %v, want %q", err, TextInstallNeedsNetwork)
 	}
 	// Other runtimes do not match a python image.
 	_, err = pe.Execute(t.Context(), Request{Runtime: "node", Code: "1", InstallPackages: []string{pkg}})
-	if err == nil || err.Error() != TextInstallNotYet {
+	if err == nil || err.Error() != TextInstallNeedsNetwork {
 		t.Errorf("node with a python image's package: %v", err)
 	}
 }

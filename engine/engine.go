@@ -19,6 +19,7 @@ import (
 
 	"github.com/isol8/isol8/api"
 	"github.com/isol8/isol8/config"
+	"github.com/isol8/isol8/proxy"
 )
 
 // Engine is a view on a Host with its own request policy: options and
@@ -34,6 +35,8 @@ type Engine struct {
 	opts    Options
 	log     *slog.Logger
 	limits  limits
+	// rules are the filtered network's compiled allow/deny patterns.
+	rules *proxy.Rules
 	// work counts this view's work in flight; Stop waits for it
 	// (lifecycle.go).
 	work *gate
@@ -112,12 +115,16 @@ func newView(h *Host, opts Options) (*Engine, error) {
 	if l.tmpSize, err = config.ParseMemoryLimit(opts.TmpSize); err != nil {
 		return nil, invalid(err)
 	}
+	rules, err := compileFilter(opts)
+	if err != nil {
+		return nil, err
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = newMaskingLogger(log, opts.Secrets)
-	return &Engine{host: h, opts: opts, log: log, limits: l, work: newGate()}, nil
+	return &Engine{host: h, opts: opts, log: log, limits: l, work: newGate(), rules: rules}, nil
 }
 
 // Host returns the host the engine is a view on.
@@ -134,9 +141,7 @@ func normalize(o *Options) error {
 		o.Network = NetworkNone
 	}
 	switch o.Network {
-	case NetworkNone, NetworkHost:
-	case NetworkFiltered:
-		return invalidf("network mode %q is not available yet in this build", o.Network)
+	case NetworkNone, NetworkHost, NetworkFiltered:
 	default:
 		return invalidf("Unknown network mode: %q. Expected none, host or filtered", o.Network)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/isol8/isol8/audit"
 	"github.com/isol8/isol8/driver"
 	"github.com/isol8/isol8/internal/initbin"
+	"github.com/isol8/isol8/netguard"
 	"github.com/isol8/isol8/remotecode"
 )
 
@@ -48,15 +49,23 @@ type HostOptions struct {
 	// custom mode gets; empty refuses the custom mode to sessions. Views
 	// made with NewEngine name their own.
 	CustomProfilePath string
+	// AllowPrivateDestinations opens the SSRF guard for loopback, private
+	// and link-local destinations (internal services, tests), for remote
+	// code fetches and the filtered network's proxy of every view.
+	// Operator only: clients cannot set it.
+	AllowPrivateDestinations bool
 	// RemoteCode is the operator's remote-code policy (nil: disabled). A
 	// session's client options can only tighten it (remotecode.Tighten);
 	// views without a policy of their own get it.
 	RemoteCode *remotecode.Policy
-	// AllowPrivateDestinations opens the SSRF guard of host-side fetches
-	// for internal addresses, for every view.
-	AllowPrivateDestinations bool
 	// Audit is the audit log of every view that names none.
 	Audit *audit.Logger
+	// Resolver looks up the proxy's upstream names; nil is the system's.
+	Resolver netguard.Resolver
+	// OnSecurityEvent is told about every filtered-network refusal in any
+	// view of the host (the audit log's hook for server sessions, whose
+	// views have no hook of their own), besides the view's own hook.
+	OnSecurityEvent func(api.SecurityEvent)
 }
 
 // Host is the long-lived, shared part of a process's sandboxes: the driver
@@ -129,7 +138,7 @@ func (o Options) HostOptions() HostOptions {
 		NewDriver: o.NewDriver, Containerd: o.Containerd, UserNS: o.UserNS, InitPath: o.InitPath,
 		Logger: o.Logger, Progress: o.Progress, MaxConcurrent: o.MaxConcurrent,
 		MaxTimeoutMs: o.MaxTimeoutMs, MaxOutputPaths: o.MaxOutputPaths, MaxOutputFilesBytes: o.MaxOutputFilesBytes,
-		RemoteCode: o.RemoteCode, AllowPrivateDestinations: o.AllowPrivateDestinations, Audit: o.Audit,
+		RemoteCode: o.RemoteCode, AllowPrivateDestinations: o.AllowPrivateDestinations, Audit: o.Audit, Resolver: o.Resolver,
 	}
 	if o.Security != nil {
 		h.CustomProfilePath = o.Security.CustomProfilePath
@@ -214,6 +223,7 @@ func (h *Host) bound(o *Options) error {
 	}
 	o.AllowPrivateDestinations = o.AllowPrivateDestinations || h.opts.AllowPrivateDestinations
 	o.NewDriver, o.Containerd, o.UserNS, o.InitPath = h.opts.NewDriver, h.opts.Containerd, h.opts.UserNS, h.opts.InitPath
+	o.AllowPrivateDestinations, o.Resolver = h.opts.AllowPrivateDestinations, h.opts.Resolver
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/isol8/isol8/api"
 	"github.com/isol8/isol8/audit"
 	"github.com/isol8/isol8/driver"
+	"github.com/isol8/isol8/netguard"
 	"github.com/isol8/isol8/registry"
 	"github.com/isol8/isol8/remotecode"
 )
@@ -86,9 +87,6 @@ type Options struct {
 	// mounted as the sandbox's /sandbox instead of the tmpfs, so what the
 	// install step writes there outlives the sandbox.
 	buildDir string
-	// buildInstalls lets a custom build's sandbox run installs on the
-	// network its builder chose.
-	buildInstalls bool
 	// OnKeep is told about each sandbox left running because of Persist.
 	OnKeep func(KeptSandbox) `json:"-"`
 	// Registries are where package installs fetch from; nil means the
@@ -100,11 +98,24 @@ type Options struct {
 	// RemoteCodeRequest is a client's remoteCode options: they can only
 	// narrow RemoteCode (remotecode.Tighten), never widen it.
 	RemoteCodeRequest *api.RemoteCodePolicy `json:"-"`
-	// AllowPrivateDestinations opens the SSRF guard of host-side fetches
-	// (remote code) for loopback, private and link-local addresses.
+	// AllowPrivateDestinations opens the SSRF guard for loopback, private
+	// and link-local addresses: remote code fetches and the filtered
+	// network's proxy (operator setting).
 	AllowPrivateDestinations bool `json:"-"`
 	// Audit receives one record per execution; nil records nothing.
 	Audit *audit.Logger `json:"-"`
+	// OnSecurityEvent is told about each refusal of the filtered network
+	// as it happens (the audit log's hook); buffered results carry them in
+	// Result.SecurityEvents too.
+	OnSecurityEvent func(api.SecurityEvent) `json:"-"`
+	// Resolver looks up the proxy's upstream names; nil is the system's
+	// (tests plug theirs in).
+	Resolver netguard.Resolver `json:"-"`
+	// TrustedNetworkHosts may resolve to private addresses through the
+	// filtered network's proxy although the SSRF guard is on: host names
+	// the operator's own configuration names (a private package mirror).
+	// The allow/deny patterns still apply. Never taken from clients.
+	TrustedNetworkHosts []string `json:"-"`
 }
 
 // DriverFactory connects a backend; log is the engine's logger.

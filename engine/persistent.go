@@ -43,10 +43,14 @@ func (e *Engine) executePersistent(ctx context.Context, p *plan, s sink) (*Resul
 		if err != nil {
 			return nil, err
 		}
+		e.attachPolicy(sb, p) // kept for the sandbox's life
 		e.persistent, e.pruntime = sb, p.rt.Name
 	}
 	sb := e.persistent
 	res, err := e.run(ctx, sb, p, s)
+	if sb.proxy != nil {
+		fillNetwork(res, sb.proxy.TakeReport())
+	}
 	if errors.Is(err, errAgentGone) {
 		// The sandbox is unusable; the next execution starts a new one.
 		e.persistent = nil

@@ -169,6 +169,7 @@ func (e *Engine) plan(req Request) (*plan, error) {
 	p.env = append(p.env, rt.InstalledEnv(pkgs, runtimes.RunPath())...)
 	p.env = appendMap(p.env, e.opts.Secrets)
 	p.env = appendMap(p.env, req.Env)
+	p.env = append(p.env, e.networkEnv()...)
 	p.setupEnv = append(p.setupEnv, p.env...)
 	p.setupEnv = append(p.setupEnv, "PATH="+runtimes.SetupPath())
 	p.setupEnv = append(p.setupEnv, rt.InstalledEnv(pkgs, runtimes.SetupPath())...)
@@ -251,13 +252,6 @@ func (e *Engine) codeArgv(req Request, rt *runtimes.Runtime, p *plan) ([]string,
 	argv, _ := rt.Argv(req.Code, codePath, req.AgentFlags)
 	return argv, &agent.File{Path: codePath, Data: []byte(req.Code), Mode: 0o644}, nil
 }
-
-// Refusals of features this build does not have yet; the CLI prints the
-// same words.
-const (
-	TextInstallNotYet  = "Package installs are not available yet in this build (they need the filtered network)"
-	TextFilteredNotYet = "Network mode \"filtered\" is not available yet in this build"
-)
 
 // explainStart turns the agent's bare "start <cmd>: no such file or
 // directory" into what went wrong when the cause is a working directory

@@ -12,6 +12,7 @@ import (
 	"github.com/isol8/isol8/agent"
 	"github.com/isol8/isol8/driver"
 	"github.com/isol8/isol8/oci"
+	"github.com/isol8/isol8/proxy"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -29,6 +30,9 @@ type sandbox struct {
 	// in (empty while the engine leaves the network to the spec: none and
 	// host); the engine enters it to serve inside the sandbox.
 	netns string
+	// proxy serves the filtered network inside the sandbox's namespace
+	// (nil for other modes).
+	proxy *proxy.Server
 }
 
 // spec writes the runtime spec for a sandbox of shape s.
@@ -41,7 +45,7 @@ func (h *Host) spec(s *shape) (*specs.Spec, error) {
 		oci.WithSandboxTmpfs(s.limits.sandboxSize),
 		oci.WithTmpTmpfs(s.limits.tmpSize),
 		oci.WithReadonlyRoot(s.readonly),
-		oci.WithNetwork(s.network, ""),
+		oci.WithNetwork(specNetwork(s.network), ""),
 		oci.WithSeccomp(s.profile),
 		oci.WithHostname("isol8"),
 	)
@@ -90,7 +94,7 @@ func (h *Host) newSandbox(ctx context.Context, s *shape, image, runtime string) 
 		}
 	}
 	t0 := time.Now()
-	dsb, err := h.drv.Create(ctx, driver.CreateRequest{ID: id, Image: image, Spec: spec, Labels: labels})
+	dsb, err := h.drv.Create(ctx, driver.CreateRequest{ID: id, Image: image, Spec: spec, Labels: labels, Network: attachment(s.network)})
 	h.logStep("sandbox create", id, t0, err)
 	ident.created()
 	if err != nil {
@@ -106,6 +110,14 @@ func (h *Host) newSandbox(ctx context.Context, s *shape, image, runtime string) 
 	}()
 	if err := s.verdict.ok(ctx); err != nil {
 		return nil, err
+	}
+	if s.network == NetworkFiltered {
+		t0 = time.Now()
+		err := h.serveProxy(ctx, sb)
+		h.logStep("proxy listen", id, t0, err)
+		if err != nil {
+			return nil, err
+		}
 	}
 	t0 = time.Now()
 	stdio, err := dsb.Start(ctx)
@@ -156,6 +168,9 @@ func (h *Host) destroy(ctx context.Context, sb *sandbox) {
 	defer cancel()
 	if sb.conn != nil {
 		sb.conn.shutdown()
+	}
+	if sb.proxy != nil {
+		_ = sb.proxy.Close()
 	}
 	t0 := time.Now()
 	err := sb.sb.Delete(ctx)

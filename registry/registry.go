@@ -67,11 +67,14 @@ type Config struct {
 }
 
 // Patterns returns the anchored host patterns (^host$, dots escaped) a
-// filtered sandbox must allow for runtime rt to install packages: python
+// filtered sandbox must allow for runtime rt to install packages (Hosts).
+func (c Config) Patterns(rt string) []string { return hostPatterns(c.Hosts(rt)) }
+
+// Hosts returns the registry hosts runtime rt's installer reaches: python
 // its index and extra indexes (PyPI's two hosts by default); node, bun and
 // agent the npm registry; deno the npm registry and jsr.io; bash the apt
 // sources' hosts.
-func (c Config) Patterns(rt string) []string {
+func (c Config) Hosts(rt string) []string {
 	switch rt {
 	case python:
 		var hosts []string
@@ -85,16 +88,16 @@ func (c Config) Patterns(rt string) []string {
 				hosts = append(hosts, h)
 			}
 		}
-		return hostPatterns(hosts)
+		return hosts
 	case node, bun, agent:
-		return hostPatterns([]string{c.npmHost()})
+		return []string{c.npmHost()}
 	case deno:
-		return hostPatterns([]string{c.npmHost(), jsrHost})
+		return []string{c.npmHost(), jsrHost}
 	case bash:
 		if c.AptSources != "" {
-			return hostPatterns(orDefault(aptSourceHosts([]byte(c.AptSources)), defaultAptHost))
+			return orDefault(aptSourceHosts([]byte(c.AptSources)), defaultAptHost)
 		}
-		return hostPatterns(orDefault(c.AptHosts, defaultAptHost))
+		return orDefault(c.AptHosts, defaultAptHost)
 	}
 	return nil
 }

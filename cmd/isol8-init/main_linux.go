@@ -36,7 +36,7 @@ func main() {
 		}
 		// Nothing has run yet: this is what a fresh sandbox looks like.
 		recordFreshDirs()
-		recordSocketBaseline()
+		recordEngineSockets()
 	}
 	a := newAgent(os.Stdin, os.Stdout)
 	if err := a.run(); err != nil {

@@ -316,6 +316,19 @@ func triggerUnixGC() error {
 // collector may still free), not only TIME_WAIT entries.
 func socketsLeft() (left string, collectable bool, err error) {
 	var found []string
+	// The engine's own sockets (engineBaseline) are not left over: the
+	// tcp tables name them, so they are read first when there are any.
+	engineTW := 0
+	if len(engineBaseline.listeners) > 0 {
+		for _, t := range []string{"tcp", "tcp6"} {
+			b, err := os.ReadFile("/proc/net/" + t)
+			if err != nil {
+				continue
+			}
+			_, tw := engineBaseline.countRows(t, b)
+			engineTW += tw
+		}
+	}
 	for _, f := range []string{"sockstat", "sockstat6"} {
 		b, err := os.ReadFile("/proc/net/" + f)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -324,7 +337,8 @@ func socketsLeft() (left string, collectable bool, err error) {
 		if err != nil {
 			return "", false, err
 		}
-		nz := aboveBaseline(nonZeroSockstat(string(b)))
+		nz := engineBaseline.excess(nonZeroSockstat(string(b)), engineTW)
+		engineTW = 0 // sockstat6 has no tw counter; count them once
 		for _, c := range nz {
 			if !strings.Contains(c, " tw ") {
 				collectable = true
@@ -344,7 +358,7 @@ func socketsLeft() (left string, collectable bool, err error) {
 		if err != nil {
 			return "", false, err
 		}
-		if n := bytes.Count(bytes.TrimSpace(b), []byte("\n")); n > 0 {
+		if n, _ := engineBaseline.countRows(t, b); n > 0 {
 			found = append(found, fmt.Sprintf("%s: %d", t, n))
 			collectable = collectable || t != "tcp" && t != "tcp6"
 		}
@@ -353,50 +367,6 @@ func socketsLeft() (left string, collectable bool, err error) {
 		return "", false, nil
 	}
 	return "sockets left: " + strings.Join(found, ", "), collectable, nil
-}
-
-// socketBaseline holds the sockstat counters the namespace had when the
-// agent started, before any user code: Docker's daemon keeps a netlink
-// socket open in every container's network namespace ("sockets used 1"),
-// which is not the sandbox's and never goes away. Only counts above the
-// baseline are sockets user code left.
-var socketBaseline = map[string]int{}
-
-// recordSocketBaseline takes the counters as the agent finds them at start.
-func recordSocketBaseline() {
-	for _, f := range []string{"sockstat", "sockstat6"} {
-		b, err := os.ReadFile("/proc/net/" + f)
-		if err != nil {
-			continue
-		}
-		for _, c := range nonZeroSockstat(string(b)) {
-			if key, n, ok := splitCounter(c); ok {
-				socketBaseline[key] = n
-			}
-		}
-	}
-}
-
-// splitCounter splits "sockets used 3" into "sockets used" and 3.
-func splitCounter(c string) (string, int, bool) {
-	i := strings.LastIndexByte(c, ' ')
-	if i < 0 {
-		return "", 0, false
-	}
-	n, err := strconv.Atoi(c[i+1:])
-	return c[:i], n, err == nil
-}
-
-// aboveBaseline drops the counters not above their start value.
-func aboveBaseline(counters []string) []string {
-	out := counters[:0]
-	for _, c := range counters {
-		if key, n, ok := splitCounter(c); ok && n <= socketBaseline[key] {
-			continue
-		}
-		out = append(out, c)
-	}
-	return out
 }
 
 // cheapSocketTables are read on every reset besides the counters: unix

@@ -11,20 +11,6 @@ import (
 	"github.com/isol8/isol8/runtimes"
 )
 
-// Refusals of features this build does not have yet. The engine refuses
-// the same requests with the same words (engine.ErrText*), so a library
-// user and a CLI user read one message.
-var (
-	errFilteredNotYet = errf("%s", engine.TextFilteredNotYet)
-)
-
-// unbuiltRunFlags are accepted (scripts that pass them get the refusal
-// above, not "unknown option") but hidden from --help until they work.
-var unbuiltRunFlags = []string{
-	"allow", "deny",
-	"host", "key", "session-id", "log-network",
-}
-
 // minMemory is the smallest --memory a sandbox starts and runs a program
 // with: the init agent and an interpreter need a few megabytes.
 const (
@@ -125,14 +111,12 @@ func (f *runFlags) filterWarnings(network string) []string {
 	return out
 }
 
-// refuseUnbuilt refuses what this build cannot run yet, before any engine
-// exists.
-func refuseUnbuilt(f *runFlags, src source, network string) error {
-	switch {
-	case len(f.install) > 0 && network == engine.NetworkNone:
+// refuseInstallWithoutNetwork refuses packages that could not be fetched,
+// before any engine exists: with --net none no installer reaches a
+// registry.
+func refuseInstallWithoutNetwork(f *runFlags, network string) error {
+	if len(f.install) > 0 && network == engine.NetworkNone {
 		return errf("%s", engine.TextInstallNeedsNetwork)
-	case network == engine.NetworkFiltered:
-		return errFilteredNotYet
 	}
 	return nil
 }

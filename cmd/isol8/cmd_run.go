@@ -49,7 +49,7 @@ func (a *app) runCommand(g *globals) *cobra.Command {
 	fs := c.Flags()
 	strFlag(fs, &f.eval, "eval", "e", "code", "inline code to run")
 	strFlag(fs, &f.runtime, "runtime", "r", "name", "runtime: "+strings.Join(runtimes.Available(), ", ")+" (default: detected, else python)")
-	strFlag(fs, &f.net, "net", "", "mode", "network mode: none, host (default: config defaults.network, else none)")
+	strFlag(fs, &f.net, "net", "", "mode", "network mode: none, host, filtered (default: config defaults.network, else none)")
 	strsFlag(fs, &f.allow, "allow", "", "regex", "allow hosts matching regex in filtered mode (repeatable; replaces config network.whitelist)")
 	strsFlag(fs, &f.deny, "deny", "", "regex", "deny hosts matching regex in filtered mode (repeatable; replaces config network.blacklist)")
 	strFlag(fs, &f.out, "out", "", "file", "write the final stdout to a local file (requires --no-stream)")
@@ -82,9 +82,6 @@ func (a *app) runCommand(g *globals) *cobra.Command {
 	strFlag(fs, &f.files, "files", "", "dir", "copy a local directory into /sandbox (skips .git, node_modules, __pycache__, .venv, venv, .tox)")
 	strFlag(fs, &f.cmd, "cmd", "", "command", "run a bash command line instead of code (runtime selects the image; default bash)")
 	fs.BoolVar(&f.writable, "writable", false, "make the container's root filesystem writable")
-	for _, name := range unbuiltRunFlags {
-		_ = fs.MarkHidden(name)
-	}
 	return c
 }
 
@@ -112,7 +109,7 @@ func (a *app) runCode(ctx context.Context, g *globals, f *runFlags, file string)
 		}
 		return a.registry(ctx, rt)
 	})
-	if err := refuseUnbuilt(f, src, opts.Network); err != nil {
+	if err := refuseInstallWithoutNetwork(f, opts.Network); err != nil {
 		return err
 	}
 	if src.codeURL != "" && !g.cfg.RemoteCode.Enabled {
@@ -128,7 +125,7 @@ func (a *app) runCode(ctx context.Context, g *globals, f *runFlags, file string)
 	if err != nil {
 		return err
 	}
-	if w := weakenedWarning(opts); w != "" {
+	if w := weakenedWarning(opts, g.cfg); w != "" {
 		fmt.Fprintln(a.stderr, w)
 	}
 	if !src.fromStdin { // when stdin held the code, the program gets only --stdin
@@ -345,6 +342,7 @@ func (a *app) runBuffered(ctx context.Context, eng isol8.Engine, req engine.Requ
 	if res.OOMKilled {
 		a.printOOM(memLimit)
 	}
+	a.printNetworkLogs(res.NetworkLogs)
 	if out != "" && res.Stdout != "" {
 		if err := os.WriteFile(a.abs(out), []byte(res.Stdout), 0o644); err != nil {
 			return 1, errf("Cannot write %s: %s", out, pathErrReason(err))

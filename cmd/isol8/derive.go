@@ -180,6 +180,8 @@ func deriveOptions(f *runFlags, cfg *config.Config, runtime string, registry fun
 		o.Network = engine.NetworkFiltered
 	}
 
+	// Operator setting from a trusted file only (config checks trust).
+	o.AllowPrivateDestinations = cfg.Network.AllowPrivateDestinations
 	whitelist := cfg.Network.Whitelist
 	if len(f.allow) > 0 {
 		whitelist = f.allow

@@ -95,38 +95,32 @@ func TestRunBrokenPipe(t *testing.T) {
 	}
 }
 
-// Features not built yet are hidden from --help and refused with one
-// consistent "[ERR] ... not available yet in this build", before any
-// engine exists (before: -r agent failed building an image, --install ran
-// pip against the network, --url said remote code was disabled).
-func TestRunUnbuiltRefused(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"-e", "1", "--install", "numpy"}, "[ERR] Network mode \"filtered\" is not available yet in this build\n"},
-		{[]string{"-e", "1", "--install", "numpy", "--net", "none"}, "[ERR] " + engine.TextInstallNeedsNetwork + "\n"},
-		{[]string{"-e", "1", "--net", "filtered"}, "[ERR] Network mode \"filtered\" is not available yet in this build\n"},
-	} {
-		h := newHarness(t)
-		write(t, h.cwd, "prompt.txt", "say hi")
-		r := h.run(append([]string{"run"}, tc.args...)...)
-		wantCode(t, r, 1)
-		if r.stderr != tc.want || h.engines != 0 {
-			t.Errorf("%v: stderr %q (engines %d), want %q", tc.args, r.stderr, h.engines, tc.want)
-		}
+// --install with --net none is refused before any engine exists: no
+// installer could reach its registry.
+func TestRunInstallWithoutNetworkRefused(t *testing.T) {
+	h := newHarness(t)
+	r := h.run("run", "-e", "1", "--install", "numpy", "--net", "none")
+	wantCode(t, r, 1)
+	if want := "[ERR] " + engine.TextInstallNeedsNetwork + "\n"; r.stderr != want || h.engines != 0 {
+		t.Errorf("stderr %q (engines %d), want %q", r.stderr, h.engines, want)
 	}
 }
 
-func TestRunHelpHidesUnbuilt(t *testing.T) {
+// Every feature is built, so run --help shows every flag (nothing is
+// hidden any more) and the filtered network among the modes.
+func TestRunHelpShowsEveryFlag(t *testing.T) {
 	h := newHarness(t)
 	r := h.run("run", "--help")
 	wantCode(t, r, 0)
-	for _, hidden := range []string{"--allow ", "--deny", "--log-network",
-		"--host", "--key", "--session-id", "filtered"} {
-		if strings.Contains(r.stdout, hidden) {
-			t.Errorf("run --help shows %q:\n%s", hidden, r.stdout)
+	for _, shown := range []string{"--allow <regex>", "--deny <regex>", "--log-network", "none, host, filtered",
+		"--install", "--url", "--github", "--gist", "--hash", "--allow-insecure-code-url",
+		"--agent-flags", "--host", "--key", "--session-id"} {
+		if !strings.Contains(r.stdout, shown) {
+			t.Errorf("run --help does not show %q:\n%s", shown, r.stdout)
 		}
+	}
+	if strings.Contains(r.stdout, "not available") {
+		t.Errorf("run --help still says something is not available:\n%s", r.stdout)
 	}
 }
 

@@ -16,10 +16,6 @@ import (
 	"github.com/isol8/isol8/remotecode"
 )
 
-// textPrivateAllowed is printed on every run whose config opened the SSRF
-// guard, like the other weakenings.
-const textPrivateAllowed = "[WARN] Sandbox weakened: host-side fetches may reach private and loopback addresses (network.allowPrivateDestinations)"
-
 // wireProvenance gives a local run the config's remote-code policy, its
 // network guard switch and, when audit.enabled, an audit log. The caller
 // closes the returned logger (nil without audit) after the engine stopped.
@@ -30,9 +26,6 @@ func (a *app) wireProvenance(o *engine.Options, cfg *config.Config) (*audit.Logg
 	rc := remotecode.FromConfig(cfg.RemoteCode)
 	o.RemoteCode = &rc
 	o.AllowPrivateDestinations = cfg.Network.AllowPrivateDestinations
-	if o.AllowPrivateDestinations {
-		fmt.Fprintln(a.stderr, textPrivateAllowed)
-	}
 	if !cfg.Audit.Enabled {
 		return nil, nil
 	}

@@ -81,13 +81,13 @@ func TestAllowPrivateDestinationsTrusted(t *testing.T) {
 	if h.engines != 0 {
 		t.Fatal("engine made")
 	}
-	cfg := write(t, t.TempDir(), "c.json", `{"network":{"allowPrivateDestinations":true}}`)
+	cfg := write(t, t.TempDir(), "c.json", `{"network":{"allowPrivateDestinations":true},"remoteCode":{"enabled":true}}`)
 	r = h.run("--config", cfg, "run", "--no-stream", "-e", "1")
 	wantCode(t, r, 0)
 	if !h.opts.AllowPrivateDestinations {
 		t.Fatal("the explicit config's switch did not reach the engine")
 	}
-	wantContains(t, "stderr", r.stderr, textPrivateAllowed)
+	wantContains(t, "stderr", r.stderr, "[WARN] Sandbox weakened: remote-code fetches may reach private addresses\n")
 }
 
 // A local run writes an audit record when the config enables it.

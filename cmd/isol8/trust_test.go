@@ -45,6 +45,9 @@ func TestWeakenedSandboxWarns(t *testing.T) {
 		{"writable flag", "", []string{"--writable"}, "[WARN] Sandbox weakened: writable root filesystem\n"},
 		{"all from config", `{"security":{"seccomp":"unconfined"},"defaults":{"network":"host","readonlyRootFs":false}}`, nil,
 			"[WARN] Sandbox weakened: seccomp unconfined, host network, writable root filesystem\n"},
+		{"private destinations, filtered", `{"network":{"allowPrivateDestinations":true}}`, []string{"--net", "filtered"},
+			"[WARN] Sandbox weakened: filtered network may reach private addresses\n"},
+		{"private destinations, none", `{"network":{"allowPrivateDestinations":true}}`, nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
