@@ -30,7 +30,7 @@ func TestExecuteRoute(t *testing.T) {
 	bad := map[string]any{"request": map[string]any{"runtime": "python", "code": "1", "workdir": "/etc"}}
 	ts.do("POST", "/execute", testMaster, bad).wantError(t, 400, "Working directory must be inside /sandbox")
 	ts.do("POST", "/execute", testMaster, ex("cobol", "1")).wantError(t, 400,
-		`Unknown runtime: "cobol". Available: python, node, bun, bash, deno`)
+		`Unknown runtime: "cobol". Available: python, node, bun, bash, deno, agent`)
 	// Operator-only options in a client's JSON are ignored by construction:
 	// a persist request leaves nothing behind, a custom profile path is
 	// never read.
