@@ -30,7 +30,7 @@ build: deps $(INITBIN)
 deps:
 	@scripts/install-deps.sh
 
-# Builds the five runtime images (python, node, bun, deno, bash) from the
+# Builds the six runtime images (python, node, bun, deno, bash, agent) from the
 # host's Debian mirror and the npm registry; a no-op when they are current.
 images: build
 	$(BIN)/isol8 setup

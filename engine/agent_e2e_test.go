@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -62,19 +63,26 @@ func (s *stubProvider) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // The agent runtime end to end: pi, pointed by its models.json at a stub
-// OpenAI-compatible provider on loopback (network host: the filtered
-// network is not in this build), gets the prompt and the isol8 system
-// prompt, authenticates with the API key passed as a secret, and prints
-// the answer, in which the secret is masked.
+// OpenAI-compatible provider on host loopback, reaches it through the
+// filtered network's proxy (the only way out; the allow list names just
+// the provider), gets the prompt and the isol8 system prompt,
+// authenticates with the API key passed as a secret, and prints the
+// answer, in which the secret is masked.
 func TestAgentEndToEnd(t *testing.T) {
 	e := newTestEngine(t, Options{})
 	mustHaveImage(t, e, "agent")
 	const secret = "sk-stub-test-4f9a1c"
 	stub := startStubProvider(t, "hello from the stub provider, key "+secret)
-	models := fmt.Sprintf(`{"providers":{"stub":{"baseUrl":"http://%s/v1","api":"openai-completions","apiKey":"STUB_API_KEY",`+
-		`"compat":{"supportsDeveloperRole":false,"supportsReasoningEffort":false},"models":[{"id":"stub-model"}]}}}`, stub.addr)
-	ae := newTestEngine(t, Options{Network: NetworkHost, PidsLimit: 200, SandboxSize: "2g",
-		Secrets: map[string]string{"STUB_API_KEY": secret}})
+	_, port, _ := net.SplitHostPort(stub.addr)
+	models := fmt.Sprintf(`{"providers":{"stub":{"baseUrl":"http://provider.isol8.test:%s/v1","api":"openai-completions","apiKey":"STUB_API_KEY",`+
+		`"compat":{"supportsDeveloperRole":false,"supportsReasoningEffort":false},"models":[{"id":"stub-model"}]}}}`, port)
+	h := newTestHost(t, HostOptions{AllowPrivateDestinations: true, Resolver: testResolver{}})
+	ae, err := h.NewEngine(FilteredNetwork(Options{PidsLimit: 200, SandboxSize: "2g", LogNetwork: true,
+		Secrets: map[string]string{"STUB_API_KEY": secret}}, []string{`^provider\.isol8\.test$`}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ae.Stop(context.Background()) })
 	r := run(t, ae, Request{Runtime: "agent", TimeoutMs: 60000,
 		SetupScript: "mkdir -p /sandbox/.pi/agent && cat > /sandbox/.pi/agent/models.json <<'EOF'\n" + models + "\nEOF",
 		AgentFlags:  "--provider stub --model stub-model",
@@ -95,5 +103,8 @@ func TestAgentEndToEnd(t *testing.T) {
 	}
 	if got := stub.auth[len(stub.auth)-1]; got != "Bearer "+secret {
 		t.Errorf("Authorization %q, want the secret", got)
+	}
+	if len(r.NetworkLogs) == 0 || r.NetworkLogs[0].Host != "provider.isol8.test" || r.NetworkLogs[0].Action != "ALLOW" {
+		t.Errorf("network logs %+v, want the provider allowed through the proxy", r.NetworkLogs)
 	}
 }

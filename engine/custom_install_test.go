@@ -89,8 +89,8 @@ func startPackageIndex(t *testing.T, dist, wheel string, data []byte) (url strin
 
 // A custom python image with a real pip install from the test's own
 // package index on loopback: the request's install step runs in the build
-// sandbox (network host here, as the filtered network is not in this
-// build; production build sandboxes install only on it), pip's --user
+// sandbox on the filtered network (the index is its only destination, and
+// passes the SSRF guard as the configured mirror), pip's --user
 // install lands in the image's dist-packages with its console script, and
 // a request naming the package runs in the image with no download.
 func TestCustomImagePipFromLoopbackIndex(t *testing.T) {

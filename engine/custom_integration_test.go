@@ -131,7 +131,8 @@ func TestCustomImageRefusals(t *testing.T) {
 	}{
 		{BuildOptions{Tag: "isol8:python", Runtime: "python", Setup: "true"}, "is the base image of runtime python"},
 		{BuildOptions{Tag: "Upper:x", Runtime: "python", Setup: "true"}, "Invalid image tag"},
-		{BuildOptions{Tag: "x:y", Runtime: "agent", Setup: "true"}, "Unknown runtime: agent"},
+		{BuildOptions{Tag: "x:y", Runtime: "agent", Setup: "true"}, "Custom images of the agent runtime are not supported yet"},
+		{BuildOptions{Tag: "x:y", Runtime: "bun", Packages: []string{"left-pad"}}, "installing bun packages into images is not supported yet"},
 		{BuildOptions{Tag: "x:y", Runtime: "python", Packages: []string{"a;b"}}, "Invalid package name"},
 		{BuildOptions{Tag: "x:y", Runtime: "python"}, "No packages or setup script specified"},
 		{BuildOptions{Tag: "x:y", Runtime: "python", Setup: strings.Repeat("echo hi\n", 600)}, "Setup script too long for a custom image: 4800 bytes, at most 4000"},

@@ -65,6 +65,9 @@ func ValidateTag(tag string) error {
 
 // Validate checks the recipe as a build would.
 func (r CustomRecipe) Validate() error {
+	if r.Runtime == "agent" {
+		return api.NotImplementedf("Custom images of the agent runtime are not supported yet (bases: %s)", strings.Join(customRuntimes, ", "))
+	}
 	if !slices.Contains(customRuntimes, r.Runtime) {
 		return api.InvalidArgumentf("Unknown runtime: %s", r.Runtime)
 	}
@@ -73,6 +76,11 @@ func (r CustomRecipe) Validate() error {
 	}
 	if len(r.Packages) == 0 && strings.TrimSpace(r.Setup) == "" {
 		return api.InvalidArgumentf("No packages or setup script specified. Use --install <package> or --setup <command>.")
+	}
+	// Refused before a build sandbox downloads anything: only these
+	// runtimes' installs have a place in an image (installRoots).
+	if len(r.Packages) > 0 && r.Runtime != "python" && r.Runtime != "node" {
+		return api.NotImplementedf("installing %s packages into images is not supported yet (python and node are); use --setup for %s", r.Runtime, r.Runtime)
 	}
 	// The recipe travels in labels, which backends bound (containerd: 4096
 	// bytes per label, key included).

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/isol8/isol8/api"
+	"github.com/isol8/isol8/audit"
 	"github.com/isol8/isol8/auth"
 )
 
@@ -63,6 +64,7 @@ func (s *Server) authenticate(c *gin.Context) {
 	token := strings.TrimSpace(bearer.ReplaceAllString(strings.TrimSpace(h), ""))
 	if subtle.ConstantTimeCompare([]byte(token), []byte(s.opts.MasterKey)) == 1 {
 		c.Set(ctxCaller, caller{master: true})
+		s.auditCaller(c, audit.Caller{KeyPrefix: "master"})
 		c.Next()
 		return
 	}
@@ -71,6 +73,7 @@ func (s *Server) authenticate(c *gin.Context) {
 		switch {
 		case err == nil:
 			c.Set(ctxCaller, caller{tenant: k.TenantID, keyID: k.ID})
+			s.auditCaller(c, audit.Caller{Tenant: k.TenantID, KeyPrefix: k.KeyPrefix})
 			c.Next()
 			return
 		case !errors.Is(err, ErrInvalidKey):
@@ -81,6 +84,14 @@ func (s *Server) authenticate(c *gin.Context) {
 	}
 	s.metrics.rejected("forbidden")
 	fail(c, http.StatusForbidden, "Invalid API key")
+}
+
+// auditCaller puts who is asking into the request's context, where the
+// engine's audit records take it from. The master key is named, never
+// quoted.
+func (s *Server) auditCaller(c *gin.Context, who audit.Caller) {
+	who.RequestID = c.GetString(ctxRequestID)
+	c.Request = c.Request.WithContext(audit.WithCaller(c.Request.Context(), who))
 }
 
 // requireMaster guards the key administration routes.

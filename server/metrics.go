@@ -58,6 +58,12 @@ func newMetrics(reg prometheus.Registerer, gather prometheus.Gatherer, s *Server
 		gauge("isol8_pool_idle", "Ready sandboxes in the warm pools.", func() float64 { return float64(s.opts.Host.PoolStats().Idle) }),
 		counter("isol8_pool_hits_total", "Executions that found a ready sandbox.", func() float64 { return float64(s.opts.Host.PoolStats().Hits) }),
 		counter("isol8_pool_misses_total", "Executions that had to make a sandbox.", func() float64 { return float64(s.opts.Host.PoolStats().Misses) }),
+		counter("isol8_audit_dropped_total", "Audit records dropped because the writer fell behind.", func() float64 {
+			if s.opts.Audit == nil {
+				return 0
+			}
+			return float64(s.opts.Audit.Dropped())
+		}),
 	}
 	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/isol8/isol8/api"
+	"github.com/isol8/isol8/audit"
 	"github.com/isol8/isol8/config"
 	"github.com/isol8/isol8/engine"
 )
@@ -46,6 +47,9 @@ type Options struct {
 	// SSEKeepAlive is how often a silent event stream gets a comment line
 	// (0: 15 s).
 	SSEKeepAlive time.Duration
+	// Audit is the host's audit log, if any: its dropped records are
+	// exported in /metrics (the host writes the records).
+	Audit *audit.Logger
 }
 
 // Server serves the REST API. Close it (before stopping its Host) to

@@ -100,6 +100,10 @@ func (f *runFlags) validateFilters() error {
 // effect in the resolved network mode.
 func (f *runFlags) filterWarnings(network string) []string {
 	if network == engine.NetworkFiltered {
+		if f.logNetwork && !f.noStream {
+			// A stream has no final result to carry the logs.
+			return []string{"[WARN] --log-network prints the network logs only with --no-stream"}
+		}
 		return nil
 	}
 	var out []string

@@ -35,7 +35,7 @@ func (a *app) setupCommand(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "setup",
 		Short: "Build the runtime images",
-		Long: "Build the base images of every runtime (python, node, bun, deno, bash) in\n" +
+		Long: "Build the base images of every runtime (python, node, bun, deno, bash, agent) in\n" +
 			"containerd (Docker with --driver docker), or confirm they are up to date.\n" +
 			"Progress is printed on stderr.",
 		Args:        maxArgs(0),

@@ -46,7 +46,7 @@ func (a *app) buildCommand(g *globals) *cobra.Command {
 		},
 	}
 	fs := c.Flags()
-	strFlag(fs, &f.base, "base", "", "runtime", "base runtime: "+strings.Join(runtimes.Available(), ", ")+" (required)")
+	strFlag(fs, &f.base, "base", "", "runtime", "base runtime: python, node, bun, deno or bash (required)")
 	strFlag(fs, &f.tag, "tag", "", "name", "tag of the built image (required)")
 	strsFlag(fs, &f.install, "install", "", "package", "package to install (repeatable, comma-separated)")
 	strsFlag(fs, &f.setup, "setup", "", "command", "setup script, or a local file holding one (repeatable)")

@@ -121,6 +121,17 @@ func (a *app) serve(ctx context.Context, g *globals, f *serveFlags, authDBGiven 
 		o.Security = &engine.Security{CustomProfilePath: cfg.Security.CustomProfilePath}
 	}
 	a.wire(&o, g)
+	// The operator's remote-code policy, SSRF switch and audit log hold
+	// for every request: clients can only tighten the first.
+	auditLog, err := a.wireProvenance(&o, cfg)
+	if err != nil {
+		closeAll(listeners)
+		if keys != nil {
+			keys.Close()
+		}
+		return err
+	}
+	defer a.closeAudit(auditLog) // after the host stopped (below)
 	ho := o.HostOptions()
 	if ho.NewDriver == nil {
 		ho.NewDriver = isol8.ContainerdDriver(ho.Containerd)
@@ -138,9 +149,9 @@ func (a *app) serve(ctx context.Context, g *globals, f *serveFlags, authDBGiven 
 	}
 	srvLog := slog.New(logfmt.New(a.stderr, level))
 	if keys != nil {
-		srvLog.Info("[Server] DB-backed auth enabled: " + a.authConn(cfg, f.authDB))
+		srvLog.Info("[Server] DB-backed auth enabled: " + auth.Redact(a.authConn(cfg, f.authDB)))
 	}
-	srv, err := server.New(server.Options{Host: host, MasterKey: key, Keys: keys, Config: cfg, Logger: srvLog})
+	srv, err := server.New(server.Options{Host: host, MasterKey: key, Keys: keys, Config: cfg, Logger: srvLog, Audit: auditLog})
 	if err != nil {
 		closeAll(listeners)
 		return errf("%s", err)
@@ -165,7 +176,7 @@ func (a *app) serve(ctx context.Context, g *globals, f *serveFlags, authDBGiven 
 	fmt.Fprintf(a.stdout, "[INFO] isol8 server v%s listening on http://localhost:%d\n", api.Version, port)
 	fmt.Fprintln(a.stdout, "       Auth: Bearer token required")
 	if keys != nil {
-		fmt.Fprintf(a.stdout, "       Auth DB: %s\n", a.authConn(cfg, f.authDB))
+		fmt.Fprintf(a.stdout, "       Auth DB: %s\n", auth.Redact(a.authConn(cfg, f.authDB)))
 	}
 	for _, p := range unixPaths {
 		fmt.Fprintf(a.stdout, "       Also listening on unix://%s\n", p)
@@ -208,7 +219,6 @@ func (a *app) openKeys(ctx context.Context, cfg *config.Config, conn string, giv
 	if err != nil {
 		return nil, errf("Cannot open the auth database: %s", err)
 	}
-	fmt.Fprintf(a.stdout, "[Server] DB-backed auth enabled: %s\n", auth.Redact(connStr))
 	sweepCtx, stopSweep := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
