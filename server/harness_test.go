@@ -68,8 +68,14 @@ type serverOpt func(*Options)
 
 // withKeys gives the server a real key store: SQLite in a temp file.
 func withKeys(t *testing.T) serverOpt {
+	return withKeyStore(t, filepath.Join(t.TempDir(), "auth.db"))
+}
+
+// withKeyStore gives the server the key store at conn (a SQLite path or a
+// database URL).
+func withKeyStore(t *testing.T, conn string) serverOpt {
 	return func(o *Options) {
-		ks, err := auth.Open(t.Context(), filepath.Join(t.TempDir(), "auth.db"))
+		ks, err := auth.Open(t.Context(), conn)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/isol8/isol8/api"
 	"github.com/isol8/isol8/config"
 	"github.com/isol8/isol8/engine"
+	"github.com/isol8/isol8/internal/testdb"
 )
 
 // newUnitServer serves a Server whose host is never started: for routes
@@ -164,8 +165,21 @@ func TestKeyRoutesNeedDBAuth(t *testing.T) {
 	}
 }
 
-func TestKeyRoutes(t *testing.T) {
-	ts := newUnitServer(t, nil, withKeys(t))
+// The key routes and the auth matrix (201/400/403/404, expiry, login
+// tokens, tenants) against every key store backend: SQLite here, a real
+// PostgreSQL and MariaDB below.
+func TestKeyRoutes(t *testing.T) { testKeyRoutes(t, withKeys(t)) }
+
+func TestKeyRoutesPostgreSQL(t *testing.T) {
+	testKeyRoutes(t, withKeyStore(t, testdb.PostgreSQL(t).NewDatabase(t)))
+}
+
+func TestKeyRoutesMariaDB(t *testing.T) {
+	testKeyRoutes(t, withKeyStore(t, testdb.MariaDB(t).NewDatabase(t)))
+}
+
+func testKeyRoutes(t *testing.T, store serverOpt) {
+	ts := newUnitServer(t, nil, store)
 	r := ts.do("POST", "/auth/keys", testMaster, map[string]any{"name": "test-key", "tenantId": "org-1"})
 	if r.status != 201 {
 		t.Fatalf("create: %d %s", r.status, r.body)
