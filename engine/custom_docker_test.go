@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/hex"
 	"slices"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/isol8/isol8/image"
+	"github.com/isol8/isol8/registry"
 )
 
 // Custom images on the Docker driver, which keeps no compressed layer
@@ -100,5 +102,54 @@ func TestCustomImageDocker(t *testing.T) {
 	}
 	if r := run(t, e, Request{Runtime: "python", Code: "print(6*7)"}); r.ExitCode != 0 || strings.TrimSpace(r.Stdout) != "42" {
 		t.Errorf("base image after removal: exit %d stdout %q stderr %q", r.ExitCode, r.Stdout, r.Stderr)
+	}
+}
+
+// A custom python image with a pip install from the test's loopback index
+// on the Docker driver: the build sandbox installs into the build
+// directory, the package becomes the image's own layer on top of the
+// exported base layers, and a request naming the package runs in the
+// image with no download.
+func TestCustomImagePipDocker(t *testing.T) {
+	e := backendDocker.engine(t, Options{})
+	var b [4]byte
+	_, _ = cryptoRead(b[:])
+	suffix := hex.EncodeToString(b[:])
+	dist, pkg := "h-images-demo-"+suffix, "h_images_demo_"+suffix
+	wheel, data := pureWheel(t, dist, pkg, "1.0", "from-index")
+	index, downloads := startPackageIndex(t, dist, wheel, data)
+
+	tag := uniqueTag(t, "pipdocker")
+	removeImageAtEnd(t, e, tag)
+	r := image.CustomRecipe{Tag: tag, Runtime: "python", Packages: []string{dist}}
+	populate := e.host.buildInstaller(r, &registry.Config{PipIndexURL: index})
+	res, err := image.BuildCustom(t.Context(), e.host.drv, r, populate, image.Options{})
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	t.Logf("build with pip on docker: %v", res.Duration)
+	if res, err = image.BuildCustom(t.Context(), e.host.drv, r, populate, image.Options{}); err != nil || !res.UpToDate {
+		t.Errorf("second build: %+v %v, want up to date", res, err)
+	}
+	info, err := e.host.drv.ImageInfo(t.Context(), tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := e.host.drv.ImageInfo(t.Context(), image.Name("python"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Layers) != len(base.Layers)+1 || !slices.Equal(info.Layers[:len(base.Layers)], base.Layers) {
+		t.Errorf("layers %v, want the base's %v plus one", info.Layers, base.Layers)
+	}
+	re := backendDocker.engine(t, Options{PoolSize: &PoolSize{}})
+	out := run(t, re, Request{Runtime: "python", InstallPackages: []string{dist},
+		Code: "import " + pkg + "\nprint(" + pkg + ".VALUE, " + pkg + ".__file__)"})
+	want := "from-index /usr/local/lib/python3.11/dist-packages/" + pkg + "/__init__.py"
+	if out.ExitCode != 0 || strings.TrimSpace(out.Stdout) != want {
+		t.Errorf("run with the installed package: exit %d stdout %q stderr %q, want %q", out.ExitCode, out.Stdout, out.Stderr, want)
+	}
+	if downloads() != 1 {
+		t.Errorf("wheel downloaded %d times, want 1", downloads())
 	}
 }
