@@ -104,6 +104,16 @@ type Images interface {
 	ListImages(ctx context.Context, labels map[string]string) ([]string, error)
 }
 
+// LayerExporter is implemented by backends that share no content store
+// with the image builder and so report no ImageInfo.LayerBlobs (Docker):
+// ExportLayers writes the layers of image name as uncompressed layer
+// blobs into the OCI image layout at layoutDir (blobs/sha256/<hex>) and
+// returns their descriptors, base first. A layer's digest is then its diff
+// ID, so an image built on top keeps the base's diff IDs.
+type LayerExporter interface {
+	ExportLayers(ctx context.Context, name, layoutDir string) ([]ocispec.Descriptor, error)
+}
+
 // ImageInfo describes one image.
 type ImageInfo struct {
 	Name string

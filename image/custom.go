@@ -174,7 +174,8 @@ func BuildCustom(ctx context.Context, store driver.Images, r CustomRecipe, popul
 	if err != nil {
 		return res, fmt.Errorf("inspect base image: %w", err)
 	}
-	if len(base.LayerBlobs) == 0 || len(base.LayerBlobs) != len(base.Layers) {
+	_, canExport := store.(driver.LayerExporter)
+	if !canExport && (len(base.LayerBlobs) == 0 || len(base.LayerBlobs) != len(base.Layers)) {
 		return res, fmt.Errorf("base image %s: the backend reports no layer descriptors", Name(r.Runtime))
 	}
 	b := newBuilder(store, opts)
@@ -186,8 +187,11 @@ func BuildCustom(ctx context.Context, store driver.Images, r CustomRecipe, popul
 		return res, err
 	}
 	defer os.RemoveAll(work)
-	layers := slices.Clone(base.LayerBlobs)
 	lay, err := newLayout(filepath.Join(work, "layout"))
+	if err != nil {
+		return res, err
+	}
+	layers, err := baseLayers(ctx, store, Name(r.Runtime), base, lay.dir)
 	if err != nil {
 		return res, err
 	}
@@ -231,6 +235,34 @@ func BuildCustom(ctx context.Context, store driver.Images, r CustomRecipe, popul
 	}
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// baseLayers returns the descriptors of the base image's layers for a
+// custom image's manifest: the backend's own (LayerBlobs) where it has
+// them, else the layers the backend exports into the layout at dir
+// (driver.LayerExporter). The new config's diff IDs are its layers'
+// digests (imageConfig), so exported layers must be the base's diff IDs.
+func baseLayers(ctx context.Context, store driver.Images, name string, base driver.ImageInfo, dir string) ([]ocispec.Descriptor, error) {
+	if len(base.LayerBlobs) > 0 && len(base.LayerBlobs) == len(base.Layers) {
+		return slices.Clone(base.LayerBlobs), nil
+	}
+	exp, ok := store.(driver.LayerExporter)
+	if !ok {
+		return nil, fmt.Errorf("base image %s: the backend reports no layer descriptors", name)
+	}
+	descs, err := exp.ExportLayers(ctx, name, dir)
+	if err != nil {
+		return nil, fmt.Errorf("base image %s: %w", name, err)
+	}
+	if len(descs) != len(base.Layers) {
+		return nil, fmt.Errorf("base image %s: exported %d layers, the image has %d", name, len(descs), len(base.Layers))
+	}
+	for i, d := range descs {
+		if d.Digest.String() != base.Layers[i] {
+			return nil, fmt.Errorf("base image %s: exported layer %d is %s, want diff ID %s (compressed or changed meanwhile)", name, i, d.Digest, base.Layers[i])
+		}
+	}
+	return descs, nil
 }
 
 // CustomImage is one custom image as list-custom shows it.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -187,5 +188,38 @@ func TestForeignContainerNotListed(t *testing.T) {
 	}
 	if contains(infos, name) {
 		t.Fatalf("a container isol8 did not make is listed as a sandbox")
+	}
+}
+
+// TestExportLayers: the layers a saved runtime image yields are its diff
+// IDs, base first, each a complete blob in the layout.
+func TestExportLayers(t *testing.T) {
+	drv := newDriver(t, image.Name("bash"))
+	info, err := drv.ImageInfo(t.Context(), image.Name("bash"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Size <= 0 {
+		t.Errorf("image info %+v: no size", info)
+	}
+	dir := t.TempDir()
+	descs, err := drv.ExportLayers(t.Context(), image.Name("bash"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(descs) == 0 || len(descs) != len(info.Layers) {
+		t.Fatalf("exported %d layers, the image has %v", len(descs), info.Layers)
+	}
+	for i, d := range descs {
+		if d.Digest.String() != info.Layers[i] {
+			t.Errorf("layer %d: %s, want diff ID %s", i, d.Digest, info.Layers[i])
+		}
+		st, err := os.Stat(filepath.Join(dir, "blobs", "sha256", d.Digest.Encoded()))
+		if err != nil || st.Size() != d.Size {
+			t.Errorf("blob of layer %d: %v, %v (want %d bytes)", i, st, err, d.Size)
+		}
+	}
+	if _, err := drv.ExportLayers(t.Context(), "isol8-no-such-image:x", t.TempDir()); !errdefs.IsNotFound(err) {
+		t.Errorf("missing image: %v, want not found", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
@@ -27,7 +28,9 @@ import (
 const maxLayoutJSON = 4 << 20
 
 // ImageInfo describes an image: its id (the config digest), labels (the
-// config's, which is where Docker keeps image labels) and layer diff IDs.
+// config's, which is where Docker keeps image labels), layer diff IDs, size
+// and creation time (the config's). Docker keeps no compressed layer blobs,
+// so LayerBlobs stay empty; ExportLayers writes the layers instead.
 func (d *Driver) ImageInfo(ctx context.Context, name string) (driver.ImageInfo, error) {
 	res, err := d.client.ImageInspect(ctx, name)
 	if err != nil {
@@ -38,6 +41,10 @@ func (d *Driver) ImageInfo(ctx context.Context, name string) (driver.ImageInfo, 
 		info.Labels = res.Config.Labels
 	}
 	info.Layers = slices.Clone(res.RootFS.Layers)
+	info.Size = res.Size
+	if t, err := time.Parse(time.RFC3339Nano, res.Created); err == nil {
+		info.Created = t
+	}
 	return info, nil
 }
 
