@@ -118,7 +118,7 @@ func (e *Engine) execute(ctx context.Context, p *plan, s sink) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	e.attachPolicy(sb, p)
+	e.attachPolicy(ctx, sb, p)
 	res, err := e.run(ctx, sb, p, s)
 	e.detachPolicy(sb, res)
 	if errors.Is(err, errAgentGone) {

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/isol8/isol8/api"
+	"github.com/isol8/isol8/audit"
 	"github.com/isol8/isol8/driver"
 	"github.com/isol8/isol8/netns"
 	"github.com/isol8/isol8/oci"
@@ -84,7 +85,7 @@ func (h *Host) serveProxy(ctx context.Context, sb *sandbox) error {
 
 // attachPolicy gives the sandbox's proxy this view's policy for the next
 // execution(s), p's (the first, for a persistent sandbox).
-func (e *Engine) attachPolicy(sb *sandbox, p *plan) {
+func (e *Engine) attachPolicy(ctx context.Context, sb *sandbox, p *plan) {
 	if sb.proxy == nil {
 		return
 	}
@@ -95,8 +96,28 @@ func (e *Engine) attachPolicy(sb *sandbox, p *plan) {
 		// allow and deny patterns still decide.
 		trusted = append(slices.Clone(trusted), e.registries().Hosts(p.rt.Name)...)
 	}
-	sb.proxy.Attach(proxy.Policy{Rules: e.rules, Log: e.opts.LogNetwork, OnEvent: e.securityHook(),
+	sb.proxy.Attach(proxy.Policy{Rules: e.rules, Log: e.opts.LogNetwork, OnEvent: e.eventHook(ctx),
 		TrustedHosts: trusted})
+}
+
+// eventHook is securityHook plus, when the view logs its network and has
+// an audit log, one audit record per blocked request, attributed to the
+// caller in ctx (the execution's).
+func (e *Engine) eventHook(ctx context.Context) func(api.SecurityEvent) {
+	hook := e.securityHook()
+	if e.opts.Audit == nil || !e.opts.LogNetwork {
+		return hook
+	}
+	ctx = context.WithoutCancel(ctx)
+	return func(ev api.SecurityEvent) {
+		if ev.Type == "network_blocked" {
+			e.opts.Audit.NetworkBlocked(ctx, "", audit.Blocked{
+				Method: ev.Details["method"], Host: ev.Details["host"], Reason: ev.Details["reason"]})
+		}
+		if hook != nil {
+			hook(ev)
+		}
+	}
 }
 
 // securityHook calls the view's and the host's hooks (nil when neither is

@@ -43,7 +43,7 @@ func (e *Engine) executePersistent(ctx context.Context, p *plan, s sink) (*Resul
 		if err != nil {
 			return nil, err
 		}
-		e.attachPolicy(sb, p) // kept for the sandbox's life
+		e.attachPolicy(ctx, sb, p) // kept for the sandbox's life
 		e.persistent, e.pruntime = sb, p.rt.Name
 	}
 	sb := e.persistent

@@ -366,3 +366,39 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+// With logNetwork on, each request the filtered proxy blocks is an audit
+// record of its own, attributed to the execution's caller, beside the
+// execution's record. Before, blocked requests were only security events.
+func TestAuditNetworkBlocked(t *testing.T) {
+	srv := startNetServers(t)
+	l, dir := newAuditLog(t, audit.Config{})
+	h := newTestHost(t, HostOptions{AllowPrivateDestinations: true, Resolver: testResolver{}})
+	o := filteredOpts([]string{`^allowed\.isol8\.test$`}, nil)
+	o.Audit = l
+	e := hostView(t, h, o)
+	mustHaveImage(t, e, "python")
+	ctx := audit.WithCaller(t.Context(), audit.Caller{RequestID: "req-net", Tenant: "acme"})
+	res, err := e.Execute(ctx, Request{Runtime: "python", TimeoutMs: 60000, Code: fetchCode(
+		"http://allowed.isol8.test:"+srv.httpPort+"/ok",
+		"http://denied.isol8.test:"+srv.httpPort+"/no")})
+	if err != nil || !strings.Contains(res.Stdout, "403 ") {
+		t.Fatalf("%+v %v", res, err)
+	}
+	recs, _ := auditRecords(t, l, dir)
+	var blocked, execs int
+	for _, r := range recs {
+		switch r.Type {
+		case audit.TypeNetworkBlocked:
+			blocked++
+			if r.Blocked == nil || r.Blocked.Host != "denied.isol8.test" || r.Blocked.Method != "GET" || r.Tenant != "acme" || r.RequestID != "req-net" {
+				t.Errorf("blocked record: %+v %+v", r, r.Blocked)
+			}
+		case audit.TypeExecution:
+			execs++
+		}
+	}
+	if blocked != 1 || execs != 1 {
+		t.Fatalf("records: %d blocked, %d executions, want 1 and 1: %+v", blocked, execs, recs)
+	}
+}
