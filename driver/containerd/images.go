@@ -2,11 +2,9 @@ package containerd
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,16 +14,14 @@ import (
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/errdefs"
-	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/isol8/isol8/api"
 	"github.com/isol8/isol8/driver"
+	"github.com/isol8/isol8/driver/ocilayout"
 )
 
-// maxLayoutJSON bounds the index and manifest read from a layout; both are
+// ocilayout.MaxJSON bounds the index and manifest read from a layout; both are
 // a few kilobytes.
-const maxLayoutJSON = 4 << 20
 
 // ImageInfo describes an image: its labels and the diff IDs of its layers.
 func (d *Driver) ImageInfo(ctx context.Context, name string) (driver.ImageInfo, error) {
@@ -87,12 +83,12 @@ func (d *Driver) RemoveImage(ctx context.Context, name string) error {
 // labels and unpacks it for the snapshotter sandboxes use.
 func (d *Driver) ImportImage(ctx context.Context, dir, name string, labels map[string]string) error {
 	ctx = d.withNS(ctx)
-	mfDesc, err := layoutManifest(dir, name)
+	mfDesc, err := ocilayout.Manifest(dir, name)
 	if err != nil {
 		return fmt.Errorf("import image %s: %w", name, err)
 	}
 	var mf ocispec.Manifest
-	if err := readLayoutJSON(dir, mfDesc, &mf); err != nil {
+	if err := ocilayout.ReadJSON(dir, mfDesc, &mf); err != nil {
 		return fmt.Errorf("import image %s: manifest: %w", name, err)
 	}
 	// The lease keeps fresh blobs from the garbage collector until the
@@ -138,7 +134,7 @@ func importBlob(ctx context.Context, cs content.Store, dir string, desc ocispec.
 	switch {
 	case err == nil && info.Size == desc.Size:
 	case err == nil || errdefs.IsNotFound(err):
-		path, err := blobPath(dir, desc)
+		path, err := ocilayout.BlobPath(dir, desc)
 		if err != nil {
 			return err
 		}
@@ -170,77 +166,6 @@ func importBlob(ctx context.Context, cs content.Store, dir string, desc ocispec.
 		return fmt.Errorf("label blob %s: %w", desc.Digest, err)
 	}
 	return nil
-}
-
-// layoutManifest picks name's manifest from the layout's index: the one
-// annotated with that reference name, else the only one.
-func layoutManifest(dir, name string) (ocispec.Descriptor, error) {
-	raw, err := readLimited(filepath.Join(dir, ocispec.ImageIndexFile))
-	if err != nil {
-		return ocispec.Descriptor{}, err
-	}
-	var idx ocispec.Index
-	if err := json.Unmarshal(raw, &idx); err != nil {
-		return ocispec.Descriptor{}, api.InvalidArgumentf("layout %s: index: %v", dir, err)
-	}
-	var found []ocispec.Descriptor
-	for _, m := range idx.Manifests {
-		if m.MediaType != ocispec.MediaTypeImageManifest {
-			continue
-		}
-		if m.Annotations[ocispec.AnnotationRefName] == name {
-			return m, nil
-		}
-		found = append(found, m)
-	}
-	if len(found) != 1 {
-		return ocispec.Descriptor{}, api.NotFoundf("layout %s holds no manifest for %s", dir, name)
-	}
-	return found[0], nil
-}
-
-// readLayoutJSON reads a small JSON blob of the layout and checks its digest.
-func readLayoutJSON(dir string, desc ocispec.Descriptor, v any) error {
-	path, err := blobPath(dir, desc)
-	if err != nil {
-		return err
-	}
-	raw, err := readLimited(path)
-	if err != nil {
-		return err
-	}
-	if int64(len(raw)) != desc.Size || desc.Digest.Algorithm().FromBytes(raw) != desc.Digest {
-		return api.InvalidArgumentf("blob %s does not match its descriptor", desc.Digest)
-	}
-	return json.Unmarshal(raw, v)
-}
-
-// blobPath is where a layout keeps desc's blob. The digest is validated
-// first, so a hostile descriptor cannot name a path outside the layout.
-func blobPath(dir string, desc ocispec.Descriptor) (string, error) {
-	if err := desc.Digest.Validate(); err != nil {
-		return "", api.InvalidArgumentf("blob digest %q: %v", desc.Digest, err)
-	}
-	if desc.Digest.Algorithm() != digest.SHA256 || desc.Size < 0 {
-		return "", api.InvalidArgumentf("blob %s: unsupported descriptor", desc.Digest)
-	}
-	return filepath.Join(dir, ocispec.ImageBlobsDir, desc.Digest.Algorithm().String(), desc.Digest.Encoded()), nil
-}
-
-func readLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if st.Size() > maxLayoutJSON {
-		return nil, api.InvalidArgumentf("%s: %d bytes, too large", path, st.Size())
-	}
-	return os.ReadFile(path)
 }
 
 // labelFilter is a containerd list filter matching all labels.

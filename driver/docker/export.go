@@ -16,6 +16,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/isol8/isol8/driver"
+	"github.com/isol8/isol8/driver/ocilayout"
 )
 
 var _ driver.LayerExporter = (*Driver)(nil)
@@ -86,10 +87,10 @@ func exportArchiveLayers(r io.Reader, dir string) (descs []ocispec.Descriptor, r
 		name := path.Clean(strings.TrimPrefix(hdr.Name, "./"))
 		switch {
 		case name == "manifest.json" && hdr.Typeflag == tar.TypeReg:
-			if hdr.Size > maxLayoutJSON {
+			if hdr.Size > ocilayout.MaxJSON {
 				return nil, fmt.Errorf("saved image: manifest.json of %d bytes", hdr.Size)
 			}
-			if err := json.NewDecoder(io.LimitReader(tr, maxLayoutJSON)).Decode(&manifest); err != nil {
+			if err := json.NewDecoder(io.LimitReader(tr, ocilayout.MaxJSON)).Decode(&manifest); err != nil {
 				return nil, fmt.Errorf("saved image: manifest.json: %w", err)
 			}
 		case !isLayerPath(name):

@@ -19,13 +19,12 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/isol8/isol8/api"
 	"github.com/isol8/isol8/driver"
+	"github.com/isol8/isol8/driver/ocilayout"
 )
 
-// maxLayoutJSON bounds the index, manifest and config read from a layout;
+// ocilayout.MaxJSON bounds the index, manifest and config read from a layout;
 // all are a few kilobytes.
-const maxLayoutJSON = 4 << 20
 
 // ImageInfo describes an image: its id (the config digest), labels (the
 // config's, which is where Docker keeps image labels), layer diff IDs, size
@@ -88,12 +87,12 @@ func (d *Driver) RemoveImage(ctx context.Context, name string) error {
 // (manifest.json), the format every Docker version loads. A replaced image
 // of the same name is removed unless something still uses it.
 func (d *Driver) ImportImage(ctx context.Context, dir, name string, labels map[string]string) error {
-	mfDesc, err := layoutManifest(dir, name)
+	mfDesc, err := ocilayout.Manifest(dir, name)
 	if err != nil {
 		return fmt.Errorf("import image %s: %w", name, err)
 	}
 	var mf ocispec.Manifest
-	if err := readLayoutJSON(dir, mfDesc, &mf); err != nil {
+	if err := ocilayout.ReadJSON(dir, mfDesc, &mf); err != nil {
 		return fmt.Errorf("import image %s: manifest: %w", name, err)
 	}
 	cfg, err := labelledConfig(dir, mf.Config, labels)
@@ -102,7 +101,7 @@ func (d *Driver) ImportImage(ctx context.Context, dir, name string, labels map[s
 	}
 	var layers []string
 	for _, l := range mf.Layers {
-		p, err := blobPath(dir, l)
+		p, err := ocilayout.BlobPath(dir, l)
 		if err != nil {
 			return fmt.Errorf("import image %s: %w", name, err)
 		}
@@ -161,7 +160,7 @@ func loadResult(r io.Reader) error {
 // config.Labels.
 func labelledConfig(dir string, desc ocispec.Descriptor, labels map[string]string) ([]byte, error) {
 	var raw map[string]json.RawMessage
-	if err := readLayoutJSON(dir, desc, &raw); err != nil {
+	if err := ocilayout.ReadJSON(dir, desc, &raw); err != nil {
 		return nil, err
 	}
 	var inner map[string]json.RawMessage
@@ -245,75 +244,4 @@ func copyTarFile(tw *tar.Writer, name, path string) error {
 	}
 	_, err = io.Copy(tw, f)
 	return err
-}
-
-// layoutManifest picks name's manifest from the layout's index: the one
-// annotated with that reference name, else the only one.
-func layoutManifest(dir, name string) (ocispec.Descriptor, error) {
-	raw, err := readLimited(filepath.Join(dir, ocispec.ImageIndexFile))
-	if err != nil {
-		return ocispec.Descriptor{}, err
-	}
-	var idx ocispec.Index
-	if err := json.Unmarshal(raw, &idx); err != nil {
-		return ocispec.Descriptor{}, api.InvalidArgumentf("layout %s: index: %v", dir, err)
-	}
-	var found []ocispec.Descriptor
-	for _, m := range idx.Manifests {
-		if m.MediaType != ocispec.MediaTypeImageManifest {
-			continue
-		}
-		if m.Annotations[ocispec.AnnotationRefName] == name {
-			return m, nil
-		}
-		found = append(found, m)
-	}
-	if len(found) != 1 {
-		return ocispec.Descriptor{}, api.NotFoundf("layout %s holds no manifest for %s", dir, name)
-	}
-	return found[0], nil
-}
-
-// readLayoutJSON reads a small JSON blob of the layout and checks its digest.
-func readLayoutJSON(dir string, desc ocispec.Descriptor, v any) error {
-	path, err := blobPath(dir, desc)
-	if err != nil {
-		return err
-	}
-	raw, err := readLimited(path)
-	if err != nil {
-		return err
-	}
-	if int64(len(raw)) != desc.Size || desc.Digest.Algorithm().FromBytes(raw) != desc.Digest {
-		return api.InvalidArgumentf("blob %s does not match its descriptor", desc.Digest)
-	}
-	return json.Unmarshal(raw, v)
-}
-
-// blobPath is where a layout keeps desc's blob. The digest is validated
-// first, so a hostile descriptor cannot name a path outside the layout.
-func blobPath(dir string, desc ocispec.Descriptor) (string, error) {
-	if err := desc.Digest.Validate(); err != nil {
-		return "", api.InvalidArgumentf("blob digest %q: %v", desc.Digest, err)
-	}
-	if desc.Digest.Algorithm() != digest.SHA256 || desc.Size < 0 {
-		return "", api.InvalidArgumentf("blob %s: unsupported descriptor", desc.Digest)
-	}
-	return filepath.Join(dir, ocispec.ImageBlobsDir, desc.Digest.Algorithm().String(), desc.Digest.Encoded()), nil
-}
-
-func readLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if st.Size() > maxLayoutJSON {
-		return nil, api.InvalidArgumentf("%s: %d bytes, too large", path, st.Size())
-	}
-	return io.ReadAll(f)
 }

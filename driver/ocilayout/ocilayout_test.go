@@ -1,6 +1,7 @@
-package containerd
+package ocilayout
 
 import (
+	_ "crypto/sha512" // the hostile-digest cases name sha512 digests
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -27,14 +28,14 @@ func TestBlobPathRefusesHostileDigests(t *testing.T) {
 		{"negative size", ocispec.Descriptor{Digest: good, Size: -1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if p, err := blobPath("/layout", tc.desc); !errdefs.IsInvalidArgument(err) {
-				t.Fatalf("blobPath = %q, %v; want an invalid-argument error", p, err)
+			if p, err := BlobPath("/layout", tc.desc); !errdefs.IsInvalidArgument(err) {
+				t.Fatalf("BlobPath = %q, %v; want an invalid-argument error", p, err)
 			}
 		})
 	}
-	p, err := blobPath("/layout", ocispec.Descriptor{Digest: good, Size: 1})
+	p, err := BlobPath("/layout", ocispec.Descriptor{Digest: good, Size: 1})
 	if err != nil || p != "/layout/blobs/sha256/"+good.Encoded() {
-		t.Fatalf("blobPath(good) = %q, %v", p, err)
+		t.Fatalf("BlobPath(good) = %q, %v", p, err)
 	}
 }
 
@@ -51,38 +52,38 @@ func writeIndex(t *testing.T, dir string, idx ocispec.Index) {
 
 // The manifest imported for a name is the one annotated with it, else the
 // layout's only manifest; anything else is not found.
-func TestLayoutManifestChoice(t *testing.T) {
+func TestManifestChoice(t *testing.T) {
 	a := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString("a"),
 		Annotations: map[string]string{ocispec.AnnotationRefName: "isol8:a"}}
 	b := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString("b"),
 		Annotations: map[string]string{ocispec.AnnotationRefName: "isol8:b"}}
 	dir := t.TempDir()
 	writeIndex(t, dir, ocispec.Index{Manifests: []ocispec.Descriptor{a, b}})
-	if got, err := layoutManifest(dir, "isol8:b"); err != nil || got.Digest != b.Digest {
+	if got, err := Manifest(dir, "isol8:b"); err != nil || got.Digest != b.Digest {
 		t.Fatalf("isol8:b -> %v, %v", got.Digest, err)
 	}
-	if _, err := layoutManifest(dir, "isol8:c"); !errdefs.IsNotFound(err) {
+	if _, err := Manifest(dir, "isol8:c"); !errdefs.IsNotFound(err) {
 		t.Fatalf("isol8:c of two manifests = %v, want not found", err)
 	}
 	writeIndex(t, dir, ocispec.Index{Manifests: []ocispec.Descriptor{a}})
-	if got, err := layoutManifest(dir, "other"); err != nil || got.Digest != a.Digest {
+	if got, err := Manifest(dir, "other"); err != nil || got.Digest != a.Digest {
 		t.Fatalf("only manifest -> %v, %v", got.Digest, err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "index.json"), []byte("{not json"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := layoutManifest(dir, "x"); !errdefs.IsInvalidArgument(err) {
+	if _, err := Manifest(dir, "x"); !errdefs.IsInvalidArgument(err) {
 		t.Fatalf("broken index = %v, want invalid argument", err)
 	}
 }
 
 // A manifest blob whose bytes do not match the index's descriptor is
 // refused before anything is imported.
-func TestReadLayoutJSONChecksDigest(t *testing.T) {
+func TestReadJSONChecksDigest(t *testing.T) {
 	dir := t.TempDir()
 	body := []byte(`{"schemaVersion":2}`)
 	desc := ocispec.Descriptor{Digest: digest.FromBytes(body), Size: int64(len(body))}
-	p, _ := blobPath(dir, desc)
+	p, _ := BlobPath(dir, desc)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -90,13 +91,13 @@ func TestReadLayoutJSONChecksDigest(t *testing.T) {
 		t.Fatal(err)
 	}
 	var v map[string]any
-	if err := readLayoutJSON(dir, desc, &v); !errdefs.IsInvalidArgument(err) {
+	if err := ReadJSON(dir, desc, &v); !errdefs.IsInvalidArgument(err) {
 		t.Fatalf("tampered manifest = %v, want invalid argument", err)
 	}
 	if err := os.WriteFile(p, body, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := readLayoutJSON(dir, desc, &v); err != nil || v["schemaVersion"] != float64(2) {
+	if err := ReadJSON(dir, desc, &v); err != nil || v["schemaVersion"] != float64(2) {
 		t.Fatalf("good manifest = %v, %v", v, err)
 	}
 }
