@@ -61,12 +61,19 @@ func Setup(ctx context.Context, store driver.Images, opts Options) ([]Result, er
 	b := newBuilder(store, opts)
 	defer b.release(ctx)
 
+	return b.each(ctx, rts, b.setupOne)
+}
+
+// each makes the image of every runtime in rts with one, printing the
+// contract's progress line for each. A failed runtime does not stop the
+// others (a cancelled context does); the error joins every failure.
+func (b *builder) each(ctx context.Context, rts []string, one func(context.Context, string) (Result, error)) ([]Result, error) {
 	var (
 		results []Result
 		errs    []error
 	)
 	for _, rt := range rts {
-		res, err := b.setupOne(ctx, rt)
+		res, err := one(ctx, rt)
 		if err != nil {
 			b.printf("[ERR] %s: %v\n", rt, err)
 			errs = append(errs, fmt.Errorf("%s: %w", rt, err))

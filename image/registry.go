@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -102,32 +101,13 @@ func SetupFromRegistry(ctx context.Context, store driver.Images, refs map[string
 		return nil, err
 	}
 	b := newBuilder(store, opts)
-	var (
-		results []Result
-		errs    []error
-	)
+	var rts []string
 	for _, rt := range Runtimes {
-		ref, ok := refs[rt]
-		if !ok {
-			continue
+		if _, ok := refs[rt]; ok {
+			rts = append(rts, rt)
 		}
-		res, err := b.pullOne(ctx, rt, ref)
-		if err != nil {
-			b.printf("[ERR] %s: %v\n", rt, err)
-			errs = append(errs, fmt.Errorf("%s: %w", rt, err))
-			if ctx.Err() != nil {
-				break
-			}
-			continue
-		}
-		if res.UpToDate {
-			b.printf("[OK] %s: Up to date\n", rt)
-		} else {
-			b.printf("[OK] %s (%.1fs)\n", rt, res.Duration.Seconds())
-		}
-		results = append(results, res)
 	}
-	return results, errors.Join(errs...)
+	return b.each(ctx, rts, func(ctx context.Context, rt string) (Result, error) { return b.pullOne(ctx, rt, refs[rt]) })
 }
 
 // registryHash is the build hash of a registry-sourced image.
