@@ -29,6 +29,28 @@ func (a *app) adminEngine(g *globals) (isol8.Admin, engine.Options, error) {
 	return eng, o, nil
 }
 
+// adminRun runs fn on an admin engine with a context that the first SIGINT
+// or SIGTERM cancels. fn ends its steps through done: with a signal caught
+// it is the signal's exit code, else "[ERR] <err>" (nil for nil).
+func (a *app) adminRun(ctx context.Context, g *globals, fn func(ctx context.Context, eng isol8.Admin, done func(error) error) error) error {
+	ctx, caught, release := a.interruptible(ctx)
+	defer release()
+	eng, o, err := a.adminEngine(g)
+	if err != nil {
+		return err
+	}
+	defer a.stopEngine(eng, o.Logger)
+	return fn(ctx, eng, func(err error) error {
+		if s := caught(); s != nil {
+			return exitCode(signalExitCode(s))
+		}
+		if err != nil {
+			return errf("%s", err)
+		}
+		return nil
+	})
+}
+
 func (a *app) setupCommand(g *globals) *cobra.Command {
 	var force bool
 	var source string
@@ -49,31 +71,19 @@ func (a *app) setupCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, caught, release := a.interruptible(c.Context())
-			defer release()
-			eng, o, err := a.adminEngine(g)
-			if err != nil {
-				return err
-			}
-			defer a.stopEngine(eng, o.Logger)
-			info, err := eng.Backend(ctx)
-			if err != nil {
-				if s := caught(); s != nil {
-					return exitCode(signalExitCode(s))
+			return a.adminRun(c.Context(), g, func(ctx context.Context, eng isol8.Admin, done func(error) error) error {
+				info, err := eng.Backend(ctx)
+				if err != nil {
+					return done(err)
 				}
-				return errf("%s", err)
-			}
-			fmt.Fprintf(a.stderr, "[OK] Backend: %s %s at %s\n", info.Name, info.Version, info.Address)
-			err = eng.SetupImages(ctx, engine.SetupOptions{Force: force, Prebuilt: prebuilt, Registry: registry})
-			if s := caught(); s != nil {
-				return exitCode(signalExitCode(s))
-			}
-			if err != nil {
-				return errf("%s", err)
-			}
-			fmt.Fprintln(a.stdout)
-			fmt.Fprintln(a.stdout, "[DONE] Setup complete!")
-			return nil
+				fmt.Fprintf(a.stderr, "[OK] Backend: %s %s at %s\n", info.Name, info.Version, info.Address)
+				if err := done(eng.SetupImages(ctx, engine.SetupOptions{Force: force, Prebuilt: prebuilt, Registry: registry})); err != nil {
+					return err
+				}
+				fmt.Fprintln(a.stdout)
+				fmt.Fprintln(a.stdout, "[DONE] Setup complete!")
+				return nil
+			})
 		},
 	}
 	c.Flags().BoolVar(&force, "force", false, "rebuild the images even if they are up to date")
@@ -160,19 +170,12 @@ func short12(id string) string {
 
 // cleanup is `isol8 cleanup`.
 func (a *app) cleanup(ctx context.Context, g *globals, force, images bool) error {
-	ctx, caught, release := a.interruptible(ctx)
-	defer release()
-	eng, o, err := a.adminEngine(g)
-	if err != nil {
-		return err
-	}
-	defer a.stopEngine(eng, o.Logger)
-	fail := func(err error) error {
-		if s := caught(); s != nil {
-			return exitCode(signalExitCode(s))
-		}
-		return errf("%s", err)
-	}
+	return a.adminRun(ctx, g, func(ctx context.Context, eng isol8.Admin, fail func(error) error) error {
+		return a.cleanupWith(ctx, eng, fail, force, images)
+	})
+}
+
+func (a *app) cleanupWith(ctx context.Context, eng isol8.Admin, fail func(error) error, force, images bool) error {
 
 	found, err := eng.Cleanup(ctx, engine.CleanupOptions{Images: images, DryRun: true})
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 // `isol8 build` and `isol8 list-custom`: custom images.
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/isol8/isol8"
 	"github.com/isol8/isol8/engine"
 	"github.com/isol8/isol8/runtimes"
 )
@@ -97,19 +99,12 @@ func (a *app) validateBuild(c *cobra.Command, f *buildFlags) (*buildSpec, error)
 
 // build is `isol8 build` after validation.
 func (a *app) build(c *cobra.Command, g *globals, spec *buildSpec) error {
-	ctx, caught, release := a.interruptible(c.Context())
-	defer release()
-	eng, o, err := a.adminEngine(g)
-	if err != nil {
-		return err
-	}
-	defer a.stopEngine(eng, o.Logger)
-	fail := func(err error) error {
-		if s := caught(); s != nil {
-			return exitCode(signalExitCode(s))
-		}
-		return errf("%s", err)
-	}
+	return a.adminRun(c.Context(), g, func(ctx context.Context, eng isol8.Admin, fail func(error) error) error {
+		return a.buildWith(ctx, eng, fail, spec)
+	})
+}
+
+func (a *app) buildWith(ctx context.Context, eng isol8.Admin, fail func(error) error, spec *buildSpec) error {
 	info, err := eng.Backend(ctx)
 	if err != nil {
 		return fail(err)
@@ -156,22 +151,14 @@ func (a *app) listCustomCommand(g *globals) *cobra.Command {
 		Args:        maxArgs(0),
 		Annotations: needsConfig,
 		RunE: func(c *cobra.Command, _ []string) error {
-			ctx, caught, release := a.interruptible(c.Context())
-			defer release()
-			eng, o, err := a.adminEngine(g)
-			if err != nil {
-				return err
-			}
-			defer a.stopEngine(eng, o.Logger)
-			list, err := eng.ListCustomImages(ctx)
-			if err != nil {
-				if s := caught(); s != nil {
-					return exitCode(signalExitCode(s))
+			return a.adminRun(c.Context(), g, func(ctx context.Context, eng isol8.Admin, done func(error) error) error {
+				list, err := eng.ListCustomImages(ctx)
+				if err != nil {
+					return done(err)
 				}
-				return errf("%s", err)
-			}
-			fmt.Fprint(a.stdout, customListing(list))
-			return nil
+				fmt.Fprint(a.stdout, customListing(list))
+				return nil
+			})
 		},
 	}
 }
