@@ -59,11 +59,9 @@ type app struct {
 	// newAdmin builds the admin side for setup and cleanup (a local
 	// isol8.Host outside tests) from the operator part of the options.
 	newAdmin func(engine.Options) (isol8.Admin, error)
-	// registry returns the anchored host patterns of the package registry
-	// a runtime installs from (registry.Config.Patterns).
-	registry func(ctx context.Context, runtime string) []string
-	// registries returns the host's registry configuration, which runs
-	// with installs hand to the engine (nil: the engine reads it itself).
+	// registries returns the host's registry configuration: the allow list
+	// of runs with installs (its Patterns) and what they hand to the engine
+	// (nil: the engine reads it itself).
 	registries func(ctx context.Context) registry.Config
 	// notify subscribes c to SIGINT and SIGTERM; stopNotify undoes it. Nil
 	// notify means no signal handling.
@@ -101,9 +99,6 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, env map[string]string, cw
 	a.registries = func(ctx context.Context) registry.Config {
 		once.Do(func() { reg = registry.Host{Env: a.env, Home: a.home, Cwd: a.cwd}.Load(ctx) })
 		return reg
-	}
-	a.registry = func(ctx context.Context, rt string) []string {
-		return a.registries(ctx).Patterns(rt)
 	}
 	return a
 }

@@ -104,10 +104,10 @@ func (a *app) runCode(ctx context.Context, g *globals, f *runFlags, file string)
 		return err
 	}
 	opts := deriveOptions(f, g.cfg, src.runtime, func(rt string) []string {
-		if a.registry == nil {
+		if a.registries == nil {
 			return nil
 		}
-		return a.registry(ctx, rt)
+		return a.registries(ctx).Patterns(rt)
 	})
 	if err := refuseInstallWithoutNetwork(f, opts.Network); err != nil {
 		return err

@@ -132,8 +132,8 @@ func parseSecrets(items []string) map[string]string {
 // deriveOptions computes the engine options of a local run from the
 // validated flags, the configuration and the resolved runtime: flag, then
 // config file, then engine default. registry returns the anchored host
-// patterns of the runtime's package registry; it is called
-// only when packages are installed through a filtered network.
+// patterns of the runtime's package registry; with --install they go to
+// engine.InstallNetwork, the rule library users get too.
 //
 // Deviations from the reference, as the spec recommends ([GO]): an unset
 // --net falls back to config defaults.network; config sandboxSize, tmpSize,
@@ -175,9 +175,6 @@ func deriveOptions(f *runFlags, cfg *config.Config, runtime string, registry fun
 	}
 	if o.Network == "" {
 		o.Network = engine.NetworkNone
-	}
-	if len(f.install) > 0 && !f.given("net") {
-		o.Network = engine.NetworkFiltered
 	}
 
 	// Operator setting from a trusted file only (config checks trust).
@@ -225,13 +222,17 @@ func deriveOptions(f *runFlags, cfg *config.Config, runtime string, registry fun
 		}
 	}
 
-	if len(f.install) > 0 && o.Network == engine.NetworkFiltered && registry != nil {
-		whitelist = append(append([]string(nil), whitelist...), registry(runtime)...)
-	}
 	whitelist = dedupe(whitelist)
 	blacklist = dedupe(blacklist)
 	if len(whitelist) > 0 || len(blacklist) > 0 {
 		o.NetworkFilter = &engine.NetworkFilter{Whitelist: whitelist, Blacklist: blacklist}
+	}
+	if len(f.install) > 0 {
+		var patterns []string
+		if registry != nil {
+			patterns = registry(runtime)
+		}
+		o = engine.InstallNetwork(o, f.given("net"), patterns)
 	}
 	return o
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/isol8/isol8"
 	"github.com/isol8/isol8/engine"
+	"github.com/isol8/isol8/registry"
 )
 
 // fakeEngine records what the CLI asks of the engine and answers from its
@@ -154,21 +155,20 @@ func (f *fakeEngine) Stop(context.Context) error {
 }
 
 // harness runs the CLI in-process with temporary cwd and home, a fake
-// engine and fixed registry patterns.
+// engine and the public registries' default configuration.
 type harness struct {
-	t        *testing.T
-	cwd      string
-	home     string
-	env      map[string]string
-	stdin    string
-	fake     *fakeEngine
-	newErr   error
-	opts     *engine.Options // options of the last engine built
-	engines  int
-	registry map[string][]string
-	notify   func(c chan<- os.Signal)
-	stdinIs  stdinKind // what the fake stdin pretends to be (default: other)
-	now      time.Time
+	t       *testing.T
+	cwd     string
+	home    string
+	env     map[string]string
+	stdin   string
+	fake    *fakeEngine
+	newErr  error
+	opts    *engine.Options // options of the last engine built
+	engines int
+	notify  func(c chan<- os.Signal)
+	stdinIs stdinKind // what the fake stdin pretends to be (default: other)
+	now     time.Time
 }
 
 func newHarness(t *testing.T) *harness {
@@ -180,13 +180,7 @@ func newHarness(t *testing.T) *harness {
 		home: home,
 		env:  map[string]string{"HOME": home},
 		fake: &fakeEngine{},
-		registry: map[string][]string{
-			"python": {`^pypi\.org$`, `^files\.pythonhosted\.org$`},
-			"node":   {`^registry\.npmjs\.org$`},
-			"bun":    {`^registry\.npmjs\.org$`},
-			"agent":  {`^registry\.npmjs\.org$`},
-		},
-		now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC),
+		now:  time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC),
 	}
 }
 
@@ -226,7 +220,8 @@ func (h *harness) run(args ...string) cliResult {
 		}
 		return f, nil
 	}
-	a.registry = func(_ context.Context, rt string) []string { return h.registry[rt] }
+	// The public registries' defaults, never the host's own files.
+	a.registries = func(context.Context) registry.Config { return registry.Config{} }
 	a.notify = h.notify
 	a.stdinKind = func() stdinKind { return h.stdinIs }
 	a.stopNotify = func(chan<- os.Signal) {}
