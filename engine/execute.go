@@ -13,6 +13,7 @@ import (
 
 	"github.com/isol8/isol8/agent"
 	"github.com/isol8/isol8/api"
+	"github.com/isol8/isol8/audit"
 	"github.com/isol8/isol8/image"
 )
 
@@ -25,14 +26,8 @@ type sink interface {
 // Execute runs one request to completion and returns its result.
 func (e *Engine) Execute(ctx context.Context, req Request) (*Result, error) {
 	start := time.Now()
-	req, src, err := e.resolveRemote(ctx, req)
+	req, src, p, err := e.prepare(ctx, start, req)
 	if err != nil {
-		e.auditExec(ctx, start, req, src, nil, nil, err)
-		return nil, err
-	}
-	p, err := e.planCustom(ctx, req)
-	if err != nil {
-		e.auditExec(ctx, start, req, src, nil, nil, err)
 		return nil, err
 	}
 	col := newBufferedSink(e.opts.Secrets)
@@ -47,6 +42,22 @@ func (e *Engine) Execute(ctx context.Context, req Request) (*Result, error) {
 	return res, nil
 }
 
+// prepare fetches a codeUrl request's code and plans the request, in the
+// documented order; a refusal is audited here, with what was known.
+func (e *Engine) prepare(ctx context.Context, start time.Time, req Request) (Request, *audit.Source, *plan, error) {
+	req, src, err := e.resolveRemote(ctx, req)
+	if err != nil {
+		e.auditExec(ctx, start, req, src, nil, nil, err)
+		return req, src, nil, err
+	}
+	p, err := e.planCustom(ctx, req)
+	if err != nil {
+		e.auditExec(ctx, start, req, src, nil, nil, err)
+		return req, src, nil, err
+	}
+	return req, src, p, nil
+}
+
 // ExecuteStream runs one request and delivers its events on the returned
 // channel, closed after the final exit (or error) event. Validation errors
 // are returned before any event. Cancelling ctx kills the program and
@@ -57,14 +68,8 @@ func (e *Engine) ExecuteStream(ctx context.Context, req Request) (<-chan Event, 
 
 func (e *Engine) executeStream(ctx context.Context, req Request, in *Input) (<-chan Event, error) {
 	start := time.Now()
-	req, src, err := e.resolveRemote(ctx, req)
+	req, src, p, err := e.prepare(ctx, start, req)
 	if err != nil {
-		e.auditExec(ctx, start, req, src, nil, nil, err)
-		return nil, err
-	}
-	p, err := e.planCustom(ctx, req)
-	if err != nil {
-		e.auditExec(ctx, start, req, src, nil, nil, err)
 		return nil, err
 	}
 	p.input = in
