@@ -118,14 +118,23 @@ func outcomeOf(exit int, err error) string {
 	return "nonzero"
 }
 
-func (s *Server) execute(c *gin.Context) {
-	var env envelope
+// admitHTTP binds an HTTP request's envelope and admits it; on failure the
+// error is answered and ok is false.
+func (s *Server) admitHTTP(c *gin.Context) (env envelope, r *run, ok bool) {
 	if !s.bind(c, &env, false) {
-		return
+		return env, nil, false
 	}
 	r, err := s.admit(c.Request.Context(), callerOf(c), &env)
 	if err != nil {
 		failErr(c, err)
+		return env, nil, false
+	}
+	return env, r, true
+}
+
+func (s *Server) execute(c *gin.Context) {
+	env, r, ok := s.admitHTTP(c)
+	if !ok {
 		return
 	}
 	res, err := r.eng.Execute(c.Request.Context(), *env.Request)
@@ -146,13 +155,8 @@ func (s *Server) execute(c *gin.Context) {
 // execution that fails afterwards (validation included, as in the
 // reference) ends the stream with an error event.
 func (s *Server) executeSSE(c *gin.Context) {
-	var env envelope
-	if !s.bind(c, &env, false) {
-		return
-	}
-	r, err := s.admit(c.Request.Context(), callerOf(c), &env)
-	if err != nil {
-		failErr(c, err)
+	env, r, ok := s.admitHTTP(c)
+	if !ok {
 		return
 	}
 	h := c.Writer.Header()
