@@ -10,10 +10,13 @@ import (
 	"github.com/isol8/isol8/client"
 )
 
-func (a *app) sessionCommand(g *globals) *cobra.Command {
-	c := &cobra.Command{
-		Use:   "session",
-		Short: "List and stop the sessions of an isol8 server",
+// groupCommand is a command that only holds subcommands: alone it prints
+// its help, with an unknown subcommand it is a usage error.
+func groupCommand(use, short, long string) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Long:  long,
 		Args:  cobra.ArbitraryArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			if len(args) > 0 {
@@ -22,6 +25,10 @@ func (a *app) sessionCommand(g *globals) *cobra.Command {
 			return c.Help()
 		},
 	}
+}
+
+func (a *app) sessionCommand(g *globals) *cobra.Command {
+	c := groupCommand("session", "List and stop the sessions of an isol8 server", "")
 	var listHost, listKey, stopHost, stopKey string
 	var asJSON bool
 	list := &cobra.Command{

@@ -77,20 +77,10 @@ type auditFlags struct {
 }
 
 func (a *app) auditCommand(g *globals) *cobra.Command {
-	c := &cobra.Command{
-		Use:   "audit",
-		Short: "Read the audit log (tail, query)",
-		Long: "Read the audit log that executions write when audit.enabled is set: one JSON record per\n" +
-			"execution and per blocked network request. The directory is audit.logDir, else\n" +
-			"$ISOL8_AUDIT_DIR, else ./.isol8_audit.",
-		Args: cobra.ArbitraryArgs,
-		RunE: func(c *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return usageErrorf("unknown command '%s'", args[0])
-			}
-			return c.Help()
-		},
-	}
+	c := groupCommand("audit", "Read the audit log (tail, query)",
+		"Read the audit log that executions write when audit.enabled is set: one JSON record per\n"+
+			"execution and per blocked network request. The directory is audit.logDir, else\n"+
+			"$ISOL8_AUDIT_DIR, else ./.isol8_audit.")
 	tf := &auditFlags{}
 	tail := &cobra.Command{
 		Use:         "tail",
