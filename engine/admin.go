@@ -29,17 +29,28 @@ func (e *Engine) SetupImages(ctx context.Context, o SetupOptions) error {
 	return e.host.SetupImages(ctx, o)
 }
 
+// enterStarted counts an administrative call as the host's work (Stop
+// waits for it) and starts the host; leave ends the work.
+func (h *Host) enterStarted(ctx context.Context) (context.Context, func(), error) {
+	ctx, leave, err := h.work.enter(ctx)
+	if err != nil {
+		return ctx, nil, err
+	}
+	if err := h.Start(ctx); err != nil {
+		leave()
+		return ctx, nil, err
+	}
+	return ctx, leave, nil
+}
+
 // SetupImages builds the runtime images, or confirms they are up to date.
 // Progress goes to HostOptions.Progress.
 func (h *Host) SetupImages(ctx context.Context, o SetupOptions) error {
-	ctx, leave, err := h.work.enter(ctx)
+	ctx, leave, err := h.enterStarted(ctx)
 	if err != nil {
 		return err
 	}
 	defer leave()
-	if err := h.Start(ctx); err != nil {
-		return err
-	}
 	h.imageMu.Lock()
 	defer h.imageMu.Unlock()
 	imgOpts := image.Options{Force: o.Force, Runtimes: o.Runtimes, Progress: h.opts.Progress, Logger: h.log}
@@ -103,14 +114,11 @@ func (e *Engine) Cleanup(ctx context.Context, o CleanupOptions) (*CleanupReport,
 // reported in InUse and left alone. It never touches anything without
 // isol8's label.
 func (h *Host) Cleanup(ctx context.Context, o CleanupOptions) (*CleanupReport, error) {
-	ctx, leave, err := h.work.enter(ctx)
+	ctx, leave, err := h.enterStarted(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer leave()
-	if err := h.Start(ctx); err != nil {
-		return nil, err
-	}
 	infos, err := h.drv.ListSandboxes(ctx, map[string]string{driver.LabelManaged: "true"})
 	if err != nil {
 		return nil, err

@@ -58,14 +58,11 @@ func (h *Host) BuildImage(ctx context.Context, o BuildOptions) (BuildResult, err
 	if err != nil {
 		return BuildResult{Tag: o.Tag}, err
 	}
-	ctx, leave, err := h.work.enter(ctx)
+	ctx, leave, err := h.enterStarted(ctx)
 	if err != nil {
 		return BuildResult{Tag: o.Tag}, err
 	}
 	defer leave()
-	if err := h.Start(ctx); err != nil {
-		return BuildResult{Tag: o.Tag}, err
-	}
 	h.imageMu.Lock()
 	defer h.imageMu.Unlock()
 	return image.BuildCustom(ctx, h.drv, r, h.buildInstaller(r, o.Registries), image.Options{Force: o.Force, Progress: h.opts.Progress, Logger: h.log})
@@ -179,14 +176,11 @@ func (h *Host) buildRun(ctx context.Context, dir string, req Request, o Options)
 
 // ListCustomImages lists the custom images (see image.ListCustom).
 func (h *Host) ListCustomImages(ctx context.Context) ([]CustomImage, error) {
-	ctx, leave, err := h.work.enter(ctx)
+	ctx, leave, err := h.enterStarted(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer leave()
-	if err := h.Start(ctx); err != nil {
-		return nil, err
-	}
 	return image.ListCustom(ctx, h.drv)
 }
 
