@@ -131,10 +131,7 @@ func (h *Host) setupPrebuilt(ctx context.Context, o SetupOptions) error {
 func (h *Host) buildInstaller(r image.CustomRecipe, reg *registry.Config) image.Populate {
 	return func(ctx context.Context, dir string) error {
 		if reg == nil {
-			cfg, err := registry.FromHost(ctx)
-			if err != nil {
-				h.log.Warn("reading the host's package registries", "err", err)
-			}
+			cfg := h.registries()
 			reg = &cfg
 		}
 		o := InstallNetwork(Options{Registries: reg}, false, reg.Patterns(r.Runtime))

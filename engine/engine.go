@@ -51,9 +51,6 @@ type Engine struct {
 	pmu        ctxMutex // waiters give up at their context's deadline
 	persistent *sandbox
 	pruntime   string
-
-	// lazyReg holds the host's package registries (install.go).
-	lazyReg lazyRegistries
 }
 
 // limits are the parsed per-sandbox resource limits.

@@ -100,6 +100,8 @@ type Host struct {
 	views   map[*Engine]struct{}
 	imageMu sync.Mutex // serialises image builds
 	stats   poolStats  // warm-pool hits and misses (stats.go)
+	// lazyReg holds the host's package registries (install.go).
+	lazyReg lazyRegistries
 }
 
 // NewHost validates o and returns a host. It does not touch the backend

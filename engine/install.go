@@ -14,8 +14,9 @@ import (
 const TextInstallNeedsNetwork = "Package installs need network access, but the network mode is \"none\". " +
 	"Use --net filtered (the default with --install when --net is not given) or --net host."
 
-// lazyRegistries loads the host's registry configuration once, on the
-// first request that installs packages, when Options.Registries is nil.
+// lazyRegistries loads the host's registry configuration once per host, on
+// the first install or build that needs it (every view and session of a
+// host shares the reading).
 type lazyRegistries struct {
 	once sync.Once
 	cfg  registry.Config
@@ -26,15 +27,20 @@ func (e *Engine) registries() registry.Config {
 	if e.opts.Registries != nil {
 		return *e.opts.Registries
 	}
-	e.lazyReg.once.Do(func() {
+	return e.host.registries()
+}
+
+// registries returns the host's own registry configuration, read once.
+func (h *Host) registries() registry.Config {
+	h.lazyReg.once.Do(func() {
 		// Bounded by registry's own timeout on `npm config get`.
 		cfg, err := registry.FromHost(context.Background())
 		if err != nil {
-			e.log.Warn("reading the host's package registries", "err", err)
+			h.log.Warn("reading the host's package registries", "err", err)
 		}
-		e.lazyReg.cfg = cfg
+		h.lazyReg.cfg = cfg
 	})
-	return e.lazyReg.cfg
+	return h.lazyReg.cfg
 }
 
 // InstallNetwork returns o adjusted for a run that installs packages for
