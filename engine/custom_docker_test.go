@@ -36,31 +36,7 @@ func TestCustomImageDocker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, v := range map[string]string{"isol8.managed": "true", "isol8.custom": "true", "org.isol8.runtime": "python",
-		"org.isol8.setup": o.Setup, "org.isol8.dependencies": "", "org.isol8.deps.hash": info.Labels["org.isol8.deps.hash"]} {
-		if info.Labels[k] != v || info.Labels["org.isol8.deps.hash"] == "" {
-			t.Errorf("label %s = %q, want %q", k, info.Labels[k], v)
-		}
-	}
-	base, err := e.host.drv.ImageInfo(t.Context(), image.Name("python"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(info.Layers, base.Layers) {
-		t.Errorf("layers %v, want the base's %v", info.Layers, base.Layers)
-	}
-
-	list, err := e.host.ListCustomImages(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := slices.IndexFunc(list, func(c CustomImage) bool { return c.Name == tag })
-	if i < 0 {
-		t.Fatalf("list-custom lacks %s: %+v", tag, list)
-	}
-	if c := list[i]; c.Runtime != "python" || len(c.Packages) != 0 || c.Setup != o.Setup || c.Size < 50<<20 || c.Created.IsZero() {
-		t.Errorf("listed %+v", c)
-	}
+	checkSetupOnlyImage(t, e, info, tag, o.Setup)
 
 	// No pool: Docker refuses to remove an image a container (a warm
 	// sandbox) still uses, and the test removes the image below.
@@ -97,7 +73,7 @@ func TestCustomImageDocker(t *testing.T) {
 	if _, err := e.host.drv.ImageInfo(t.Context(), tag); !errdefs.IsNotFound(err) {
 		t.Errorf("%s after removal: %v", tag, err)
 	}
-	if list, err = e.host.ListCustomImages(t.Context()); err != nil || slices.ContainsFunc(list, func(c CustomImage) bool { return c.Name == tag }) {
+	if list, err := e.host.ListCustomImages(t.Context()); err != nil || slices.ContainsFunc(list, func(c CustomImage) bool { return c.Name == tag }) {
 		t.Errorf("listed after removal: %+v, %v", list, err)
 	}
 	if r := run(t, e, Request{Runtime: "python", Code: "print(6*7)"}); r.ExitCode != 0 || strings.TrimSpace(r.Stdout) != "42" {

@@ -74,32 +74,7 @@ func TestCustomImageSetupScript(t *testing.T) {
 	if !after.Created.After(before.Created) && after.ID == before.ID {
 		t.Errorf("forced build left the image as it was (%s, %v)", after.ID, after.Created)
 	}
-	for k, v := range map[string]string{"isol8.managed": "true", "isol8.custom": "true", "org.isol8.runtime": "python",
-		"org.isol8.setup": o.Setup, "org.isol8.dependencies": ""} {
-		if after.Labels[k] != v {
-			t.Errorf("label %s = %q, want %q", k, after.Labels[k], v)
-		}
-	}
-	// It shares every layer with the runtime image.
-	base, err := e.host.drv.ImageInfo(t.Context(), image.Name("python"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(after.Layers, base.Layers) {
-		t.Errorf("layers %v, want the base's %v", after.Layers, base.Layers)
-	}
-
-	list, err := e.host.ListCustomImages(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := slices.IndexFunc(list, func(c CustomImage) bool { return c.Name == tag })
-	if i < 0 {
-		t.Fatalf("list-custom lacks %s: %+v", tag, list)
-	}
-	if c := list[i]; c.Runtime != "python" || len(c.Packages) != 0 || c.Setup != o.Setup || c.Size < 50<<20 || c.Created.IsZero() {
-		t.Errorf("listed %+v", c)
-	}
+	checkSetupOnlyImage(t, e, after, tag, o.Setup)
 
 	ce := newTestEngine(t, Options{Image: tag})
 	r := run(t, ce, Request{Runtime: "python", SetupScript: "echo request >> /sandbox/marker",
@@ -117,6 +92,40 @@ func TestCustomImageSetupScript(t *testing.T) {
 	_, err = be.Execute(t.Context(), Request{Runtime: "bash", Code: "echo never"})
 	if err == nil || !strings.Contains(err.Error(), "Setup script failed (exit code 3): nope") {
 		t.Errorf("failing image setup: %v", err)
+	}
+}
+
+// checkSetupOnlyImage checks a python custom image with only a setup
+// script: its labels (recipe included), every layer shared with the
+// runtime image, and its entry in the custom image list.
+func checkSetupOnlyImage(t *testing.T, e *Engine, info driver.ImageInfo, tag, setup string) {
+	t.Helper()
+	for k, v := range map[string]string{"isol8.managed": "true", "isol8.custom": "true", "org.isol8.runtime": "python",
+		"org.isol8.setup": setup, "org.isol8.dependencies": ""} {
+		if info.Labels[k] != v {
+			t.Errorf("label %s = %q, want %q", k, info.Labels[k], v)
+		}
+	}
+	if info.Labels["org.isol8.deps.hash"] == "" {
+		t.Error("label org.isol8.deps.hash is empty")
+	}
+	base, err := e.host.drv.ImageInfo(t.Context(), image.Name("python"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(info.Layers, base.Layers) {
+		t.Errorf("layers %v, want the base's %v", info.Layers, base.Layers)
+	}
+	list, err := e.host.ListCustomImages(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(list, func(c CustomImage) bool { return c.Name == tag })
+	if i < 0 {
+		t.Fatalf("list-custom lacks %s: %+v", tag, list)
+	}
+	if c := list[i]; c.Runtime != "python" || len(c.Packages) != 0 || c.Setup != setup || c.Size < 50<<20 || c.Created.IsZero() {
+		t.Errorf("listed %+v", c)
 	}
 }
 
