@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"encoding/hex"
 	"slices"
 	"strings"
 	"testing"
@@ -9,7 +8,6 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/isol8/isol8/image"
-	"github.com/isol8/isol8/registry"
 )
 
 // Custom images on the Docker driver, which keeps no compressed layer
@@ -88,25 +86,8 @@ func TestCustomImageDocker(t *testing.T) {
 // image with no download.
 func TestCustomImagePipDocker(t *testing.T) {
 	e := backendDocker.engine(t, Options{})
-	var b [4]byte
-	_, _ = cryptoRead(b[:])
-	suffix := hex.EncodeToString(b[:])
-	dist, pkg := "h-images-demo-"+suffix, "h_images_demo_"+suffix
-	wheel, data := pureWheel(t, dist, pkg, "1.0", "from-index")
-	index, downloads := startPackageIndex(t, dist, wheel, data)
-
 	tag := uniqueTag(t, "pipdocker")
-	removeImageAtEnd(t, e, tag)
-	r := image.CustomRecipe{Tag: tag, Runtime: "python", Packages: []string{dist}}
-	populate := e.host.buildInstaller(r, &registry.Config{PipIndexURL: index})
-	res, err := image.BuildCustom(t.Context(), e.host.drv, r, populate, image.Options{})
-	if err != nil {
-		t.Fatalf("build: %v", err)
-	}
-	t.Logf("build with pip on docker: %v", res.Duration)
-	if res, err = image.BuildCustom(t.Context(), e.host.drv, r, populate, image.Options{}); err != nil || !res.UpToDate {
-		t.Errorf("second build: %+v %v, want up to date", res, err)
-	}
+	dist, pkg, downloads := buildPipImage(t, e, tag)
 	info, err := e.host.drv.ImageInfo(t.Context(), tag)
 	if err != nil {
 		t.Fatal(err)

@@ -87,6 +87,35 @@ func startPackageIndex(t *testing.T, dist, wheel string, data []byte) (url strin
 	return "http://" + ln.Addr().String() + "/simple", func() int { mu.Lock(); defer mu.Unlock(); return n }
 }
 
+// buildPipImage builds the custom python image tag with one package from
+// a package index the test serves on loopback, through the build's own
+// path (a filtered sandbox whose only destination is the configured index,
+// trusted as the operator's mirror), then builds it again, which must be
+// up to date. It returns the package's distribution and module names and
+// the index's download count.
+func buildPipImage(t *testing.T, e *Engine, tag string) (dist, pkg string, downloads func() int) {
+	t.Helper()
+	var b [4]byte
+	_, _ = cryptoRead(b[:])
+	suffix := hex.EncodeToString(b[:])
+	dist, pkg = "h-images-demo-"+suffix, "h_images_demo_"+suffix
+	wheel, data := pureWheel(t, dist, pkg, "1.0", "from-index")
+	index, downloads := startPackageIndex(t, dist, wheel, data)
+	removeImageAtEnd(t, e, tag)
+	r := image.CustomRecipe{Tag: tag, Runtime: "python", Packages: []string{dist}}
+	populate := e.host.buildInstaller(r, &registry.Config{PipIndexURL: index})
+	res, err := image.BuildCustom(t.Context(), e.host.drv, r, populate, image.Options{})
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	t.Logf("build with pip from a loopback index: %v", res.Duration)
+	if res, err = image.BuildCustom(t.Context(), e.host.drv, r, populate, image.Options{}); err != nil || !res.UpToDate {
+		t.Errorf("second build: %+v %v, want up to date", res, err)
+	}
+	t.Logf("build again (up to date): %v", res.Duration)
+	return dist, pkg, downloads
+}
+
 // A custom python image with a real pip install from the test's own
 // package index on loopback: the request's install step runs in the build
 // sandbox on the filtered network (the index is its only destination, and
@@ -96,31 +125,10 @@ func startPackageIndex(t *testing.T, dist, wheel string, data []byte) (url strin
 func TestCustomImagePipFromLoopbackIndex(t *testing.T) {
 	e := newTestEngine(t, Options{})
 	mustHaveImage(t, e, "python")
-	var b [4]byte
-	_, _ = cryptoRead(b[:])
-	suffix := hex.EncodeToString(b[:])
-	dist, pkg := "h-images-demo-"+suffix, "h_images_demo_"+suffix
-	wheel, data := pureWheel(t, dist, pkg, "1.0", "from-index")
-	index, downloads := startPackageIndex(t, dist, wheel, data)
-
-	tag := uniqueTag(t, "pip")
-	removeImageAtEnd(t, e, tag)
-	r := image.CustomRecipe{Tag: tag, Runtime: "python", Packages: []string{dist}}
-	// The build's own path: a filtered sandbox whose only destination is
-	// the configured index (on loopback, trusted as the operator's mirror).
-	populate := e.host.buildInstaller(r, &registry.Config{PipIndexURL: index})
-	res, err := image.BuildCustom(t.Context(), e.host.drv, r, populate, image.Options{})
-	if err != nil {
-		t.Fatalf("build: %v", err)
-	}
-	t.Logf("build with pip from a loopback index: %v", res.Duration)
+	dist, pkg, downloads := buildPipImage(t, e, uniqueTag(t, "pip"))
 	if downloads() != 1 {
 		t.Errorf("wheel downloaded %d times, want 1", downloads())
 	}
-	if res, err = image.BuildCustom(t.Context(), e.host.drv, r, populate, image.Options{}); err != nil || !res.UpToDate {
-		t.Errorf("second build: %+v %v, want up to date", res, err)
-	}
-	t.Logf("build again (up to date): %v", res.Duration)
 	out := run(t, e, Request{Runtime: "python", InstallPackages: []string{dist},
 		Code: "import " + pkg + ", subprocess, shutil\nprint(" + pkg + ".VALUE, " + pkg + ".__file__)\n" +
 			"print(shutil.which('" + dist + "'), subprocess.run(['" + dist + "'], capture_output=True, text=True).stdout.strip())"})
