@@ -62,25 +62,32 @@ func (s *Server) Hits() []string {
 	return append([]string(nil), s.hit...)
 }
 
-func (s *Server) WasAsked(path string) bool {
+func (s *Server) WasAsked(path string) bool { return s.Asked(path) > 0 }
+
+// Asked counts the requests for path.
+func (s *Server) Asked(path string) int {
+	n := 0
 	for _, h := range s.Hits() {
 		if h == path {
-			return true
+			n++
 		}
 	}
-	return false
+	return n
 }
 
-// BuildWheel makes a pure-Python wheel of one module whose VALUE is value:
-// a zip with the module, and dist-info METADATA, WHEEL and RECORD (each
-// file's urlsafe-base64 sha256 and size).
+// BuildWheel makes a pure-Python wheel of one module whose VALUE is value
+// and whose main() prints "tool <value>", installed as the console script
+// named dist: a zip with the module, and dist-info METADATA, WHEEL,
+// entry_points.txt and RECORD (each file's urlsafe-base64 sha256 and size).
 func BuildWheel(t *testing.T, dist, version, module, value string) []byte {
 	t.Helper()
-	info := dist + "-" + version + ".dist-info"
+	// The dist-info directory carries the escaped name (wheel spec).
+	info := strings.ReplaceAll(dist, "-", "_") + "-" + version + ".dist-info"
 	files := []struct{ name, body string }{
-		{module + "/__init__.py", fmt.Sprintf("VALUE = %q\n", value)},
+		{module + "/__init__.py", fmt.Sprintf("VALUE = %q\n\ndef main():\n    print('tool', VALUE)\n", value)},
 		{info + "/METADATA", "Metadata-Version: 2.1\nName: " + dist + "\nVersion: " + version + "\n"},
 		{info + "/WHEEL", "Wheel-Version: 1.0\nGenerator: isol8-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"},
+		{info + "/entry_points.txt", "[console_scripts]\n" + dist + " = " + module + ":main\n"},
 	}
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
