@@ -115,7 +115,13 @@ func newTestServer(t *testing.T, cfg func(*config.Config), opts ...serverOpt) *t
 		cfg(c)
 	}
 	h := newHostT(t, c.MaxConcurrent)
-	o := Options{Host: h, MasterKey: testMaster, Config: c, PruneInterval: 100 * time.Millisecond}
+	return serveOn(t, Options{Host: h, MasterKey: testMaster, Config: c, PruneInterval: 100 * time.Millisecond}, opts...)
+}
+
+// serveOn serves a Server with options o (edited by opts) on loopback,
+// closed when the test ends; the caller owns o.Host.
+func serveOn(t *testing.T, o Options, opts ...serverOpt) *testServer {
+	t.Helper()
 	for _, f := range opts {
 		f(&o)
 	}
@@ -130,8 +136,7 @@ func newTestServer(t *testing.T, cfg func(*config.Config), opts ...serverOpt) *t
 			t.Errorf("server Close: %v", err)
 		}
 	})
-	ts := &testServer{t: t, url: hs.URL, srv: srv, host: h}
-	return ts
+	return &testServer{t: t, url: hs.URL, srv: srv, host: o.Host}
 }
 
 // response is a finished HTTP exchange.

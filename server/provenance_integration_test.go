@@ -50,15 +50,7 @@ func TestServerRemoteCodeAndAudit(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Stop(context.Background()) })
-	o := Options{Host: h, MasterKey: testMaster, Config: config.Defaults(), Audit: auditLog}
-	withKeys(t)(&o)
-	srv, err := New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() { hs.Close(); srv.Close(context.Background()) })
-	ts := &testServer{t: t, url: hs.URL, srv: srv, host: h}
+	ts := serveOn(t, Options{Host: h, MasterKey: testMaster, Config: config.Defaults(), Audit: auditLog}, withKeys(t))
 
 	created := ts.do("POST", "/auth/keys", testMaster, map[string]any{"name": "prov", "tenantId": "tenant-p"}).json(t)
 	key := created["key"].(string)

@@ -26,22 +26,8 @@ func newUnitServer(t *testing.T, cfg func(*config.Config), opts ...serverOpt) *t
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := Options{Host: h, MasterKey: testMaster, Config: c}
-	for _, f := range opts {
-		f(&o)
-	}
-	srv, err := New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		hs.Close()
-		srv.Close(context.Background())
-		h.Stop(context.Background())
-	})
-	ts := &testServer{t: t, url: hs.URL, srv: srv, host: h}
-	return ts
+	t.Cleanup(func() { h.Stop(context.Background()) }) // after the server's Close
+	return serveOn(t, Options{Host: h, MasterKey: testMaster, Config: c}, opts...)
 }
 
 func TestHealthIsPublic(t *testing.T) {
