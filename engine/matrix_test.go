@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"log/slog"
-	"os"
 	"sync"
 	"testing"
 
@@ -21,11 +20,7 @@ import (
 
 // TestMain stops the test dockerd (started by the first Docker subtest)
 // after the tests.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	dockertest.Daemon.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { dockertest.Main(m) }
 
 // backend is a driver the integration tests run the engine on.
 type backend string

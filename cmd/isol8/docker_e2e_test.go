@@ -17,11 +17,7 @@ import (
 	"github.com/isol8/isol8/internal/dockertest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	dockertest.Daemon.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { dockertest.Main(m) }
 
 // runDockerCLI runs the isol8 binary with env added (no config file).
 func runDockerCLI(t *testing.T, env []string, args ...string) (e2eResult, int) {

@@ -22,11 +22,7 @@ import (
 	"github.com/isol8/isol8/oci"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	dockertest.Daemon.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { dockertest.Main(m) }
 
 func newDriver(t *testing.T, images ...string) *docker.Driver {
 	t.Helper()

@@ -27,8 +27,17 @@ import (
 	"github.com/isol8/isol8/internal/testenv"
 )
 
-// Daemon is the test binary's dockerd; its TestMain calls Daemon.Stop.
+// Daemon is the test binary's dockerd, started by the first test that
+// needs it; Main stops it.
 var Daemon testenv.SharedDockerd
+
+// Main is the TestMain of a test binary that uses Daemon: it runs the
+// tests, stops the daemon and exits with the tests' code.
+func Main(m *testing.M) {
+	code := m.Run()
+	Daemon.Stop()
+	os.Exit(code)
+}
 
 var (
 	mu       sync.Mutex
