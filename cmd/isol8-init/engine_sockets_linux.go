@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // engineSockets are the sockets the sandbox's network namespace held when
@@ -22,9 +23,21 @@ type engineSockets struct {
 	listeners map[string]bool // /proc/net/tcp{,6} local addresses in LISTEN
 }
 
-var engineBaseline engineSockets
+var (
+	engineBaseline engineSockets
+	baselineOnce   sync.Once
+)
 
-// recordEngineSockets takes the baseline; called once at start.
+// ensureEngineSockets takes the baseline once, when the first execution
+// starts (or at the first reset check, if none ran): by then the engine has
+// set up what it keeps in the namespace, and no user code has run. Not at
+// the agent's start: on Docker the container runs before the engine can
+// enter its namespace and open the proxy's listener, so a baseline taken
+// at start raced the listener and a reused filtered sandbox failed its
+// reset check.
+func ensureEngineSockets() { baselineOnce.Do(recordEngineSockets) }
+
+// recordEngineSockets takes the baseline (through ensureEngineSockets).
 func recordEngineSockets() {
 	b := engineSockets{counts: map[string]int{}, listeners: map[string]bool{}}
 	for _, f := range []string{"sockstat", "sockstat6"} {

@@ -41,6 +41,7 @@ type execution struct {
 }
 
 func (a *agentState) startExec(id uint32, req agent.Exec) {
+	ensureEngineSockets()
 	a.mu.Lock()
 	if a.running != nil {
 		a.mu.Unlock()

@@ -36,7 +36,6 @@ func main() {
 		}
 		// Nothing has run yet: this is what a fresh sandbox looks like.
 		recordFreshDirs()
-		recordEngineSockets()
 	}
 	a := newAgent(os.Stdin, os.Stdout)
 	if err := a.run(); err != nil {

@@ -315,6 +315,7 @@ func triggerUnixGC() error {
 // collectable reports whether a full socket is left (one the unix garbage
 // collector may still free), not only TIME_WAIT entries.
 func socketsLeft() (left string, collectable bool, err error) {
+	ensureEngineSockets()
 	var found []string
 	// The engine's own sockets (engineBaseline) are not left over: the
 	// tcp tables name them, so they are read first when there are any.
